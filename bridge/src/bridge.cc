@@ -1,0 +1,363 @@
+// The async bridge (see bridge.h and DESIGN.md §5).
+#include "simaccel/bridge.h"
+
+#include <openssl/async.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "simaccel/log.h"
+
+namespace simaccel {
+
+// Errors a worker's compute() left on its thread's ERR queue, to re-raise on the caller's.
+struct CapturedErrors {
+    struct Entry {
+        unsigned long code;
+        std::string file;
+        int line;
+        std::string func;
+        std::string data;
+    };
+    std::vector<Entry> entries;
+};
+
+// One eventfd per ASYNC_WAIT_CTX, stable for the ctx's life (DESIGN.md §5.1). Reference counted:
+// the wait ctx holds one (dropped by its cleanup callback), every Operation that used it holds
+// one. So a completion that arrives after the application freed the wait ctx writes to a still
+// open, orphaned eventfd, never to a closed or reused descriptor (§5.7).
+struct WaitFd {
+    explicit WaitFd(int f) noexcept : fd(f) {}
+    int fd;
+    std::atomic<int> refs{1};
+    // Held while calling the application's callback and while the ctx is cleaned up, so that the
+    // callback never runs for a freed SSL.
+    std::mutex mu;
+    bool ctx_alive = true;
+
+    void ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
+    // acq_rel: the last owner sees every use of the fd before closing it.
+    void unref() noexcept {
+        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            close(fd);
+            delete this;
+        }
+    }
+    void signal() const noexcept {
+        static const std::uint64_t one = 1;
+        ssize_t n;
+        do {
+            n = write(fd, &one, sizeof one);
+        } while (n < 0 && errno == EINTR);
+    }
+    void drain() const noexcept {
+        std::uint64_t v;
+        ssize_t n;
+        do {
+            n = read(fd, &v, sizeof v);
+        } while (n < 0 && errno == EINTR);
+    }
+};
+
+struct BridgeAccess {
+    static Request &req(Operation &op) noexcept { return op.req_; }
+    static Operation &op(Request *r) noexcept { return *static_cast<Operation *>(r->user); }
+    static WaitFd *&wait_fd(Operation &op) noexcept { return op.wait_fd_; }
+    static int (*&cb(Operation &op) noexcept)(void *) { return op.async_cb_; }
+    static void *&cb_arg(Operation &op) noexcept { return op.async_cb_arg_; }
+    static CapturedErrors *&errors(Operation &op) noexcept { return op.errors_; }
+};
+
+Operation::Operation(OpClass op) noexcept { req_.op = op; }
+
+Operation::~Operation() {
+    if (wait_fd_)
+        wait_fd_->unref();
+    delete errors_;
+}
+
+namespace {
+
+const char kWaitFdKeyObject = 0; // its address is the key, shared by engine and provider
+
+void wait_fd_cleanup(ASYNC_WAIT_CTX *, const void *, OSSL_ASYNC_FD, void *custom) {
+    auto *w = static_cast<WaitFd *>(custom);
+    {
+        std::lock_guard lock(w->mu);
+        w->ctx_alive = false;
+    }
+    w->unref();
+}
+
+// Finds or creates the ctx's eventfd: get_fd before set_wait_fd, never a second fd.
+WaitFd *wait_fd_for(ASYNC_WAIT_CTX *ctx) noexcept {
+    OSSL_ASYNC_FD fd = -1;
+    void *custom = nullptr;
+    if (ASYNC_WAIT_CTX_get_fd(ctx, &kWaitFdKeyObject, &fd, &custom) && custom)
+        return static_cast<WaitFd *>(custom);
+    const int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0)
+        return nullptr;
+    auto *w = new (std::nothrow) WaitFd(efd);
+    if (!w) {
+        close(efd);
+        return nullptr;
+    }
+    if (!ASYNC_WAIT_CTX_set_wait_fd(ctx, &kWaitFdKeyObject, efd, w, wait_fd_cleanup)) {
+        w->unref();
+        return nullptr;
+    }
+    return w;
+}
+
+void capture_errors(Operation &op) noexcept {
+    try {
+        const char *file = nullptr, *func = nullptr, *data = nullptr;
+        int line = 0, flags = 0;
+        unsigned long code;
+        CapturedErrors *&ce = BridgeAccess::errors(op);
+        while ((code = ERR_get_error_all(&file, &line, &func, &data, &flags)) != 0) {
+            if (!ce)
+                ce = new CapturedErrors;
+            ce->entries.push_back({code, file ? file : "", line, func ? func : "",
+                                   (flags & ERR_TXT_STRING) && data ? data : ""});
+        }
+    } catch (...) {
+        ERR_clear_error();
+    }
+}
+
+void reraise_errors(Operation &op) noexcept {
+    CapturedErrors *ce = BridgeAccess::errors(op);
+    if (!ce)
+        return;
+    for (const auto &e : ce->entries) {
+        ERR_new();
+        ERR_set_debug(e.file.c_str(), e.line, e.func.c_str());
+        if (e.data.empty())
+            ERR_set_error(ERR_GET_LIB(e.code), ERR_GET_REASON(e.code), nullptr);
+        else
+            ERR_set_error(ERR_GET_LIB(e.code), ERR_GET_REASON(e.code), "%s", e.data.c_str());
+    }
+    ce->entries.clear();
+}
+
+// Worker thread: the device's Request::execute.
+bool op_execute(Request *r, bool corrupt) noexcept {
+    Operation &op = BridgeAccess::op(r);
+    const bool ok = op.compute();
+    if (!ok)
+        capture_errors(op);
+    else if (corrupt)
+        op.corrupt();
+    ERR_clear_error(); // nothing of this request stays on the worker's queue
+    return ok;
+}
+
+// Device thread: the device's Request::on_complete. The status is published and the fd written;
+// call the application's callback, then drop the device's reference.
+void op_complete(Request *r) noexcept {
+    Operation &op = BridgeAccess::op(r);
+    WaitFd *w = BridgeAccess::wait_fd(op);
+    auto cb = BridgeAccess::cb(op);
+    if (w && cb) {
+        std::lock_guard lock(w->mu);
+        if (w->ctx_alive)
+            cb(BridgeAccess::cb_arg(op));
+    } else if (!w) {
+        // Synchronous waiter blocks on the status word.
+        r->status.notify_all();
+    }
+    op.unref();
+}
+
+void raise(const ErrorReporter &rep, Reason reason, const char *fmt, ...) noexcept
+    __attribute__((format(printf, 3, 4)));
+
+void raise(const ErrorReporter &rep, Reason reason, const char *fmt, ...) noexcept {
+    char detail[256];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (rep.raise)
+        rep.raise(&rep, reason, detail);
+}
+
+// Software, on the caller's thread: classes not offloaded, and sw-fallback.
+bool run_inline(Operation &op) noexcept { return op.compute(); }
+
+void set_status(ASYNC_WAIT_CTX *ctx, int status) noexcept {
+    if (ctx)
+        ASYNC_WAIT_CTX_set_status(ctx, status);
+}
+
+// Outside a job, a busy device is waited out with short sleeps: never a spin.
+void backoff(unsigned attempt) noexcept {
+    timespec ts{0, static_cast<long>(attempt < 8 ? 20'000L << attempt : 5'000'000L)};
+    nanosleep(&ts, nullptr);
+}
+
+std::once_flag g_init_once;
+
+void at_exit() noexcept {
+    Device &dev = Device::get();
+    dev.shutdown();
+    dev.write_stats_file();
+}
+
+} // namespace
+
+const void *wait_fd_key() noexcept { return &kWaitFdKeyObject; }
+
+void bridge_init() noexcept {
+    std::call_once(g_init_once, [] {
+        std::string err;
+        if (!Device::get().apply_env(&err))
+            SIMACCEL_LOG_ERROR("SIMACCEL_OPTS not applied: %s", err.c_str());
+        // Registered after OpenSSL's own exit handler, so it runs first: the device threads stop
+        // while libcrypto is still whole.
+        std::atexit(at_exit);
+    });
+}
+
+bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
+    Device &dev = Device::get();
+    const Policy pol = dev.policy();
+    const OpClass cls = op.op_class();
+    OpStats &st = dev.stats().op(cls);
+    const char *cls_name = op_class_name(cls).data();
+
+    if (!pol.offloaded(cls)) {
+        st.inline_sw.fetch_add(1, std::memory_order_relaxed);
+        return run_inline(op);
+    }
+
+    // DESIGN.md §5.2: no job, or no wait ctx -> synchronous.
+    ASYNC_JOB *job = ASYNC_get_current_job();
+    ASYNC_WAIT_CTX *ctx = job ? ASYNC_get_wait_ctx(job) : nullptr;
+    WaitFd *w = BridgeAccess::wait_fd(op);
+    if (ctx && !w) {
+        w = wait_fd_for(ctx);
+        if (!w) {
+            raise(rep, Reason::kAsyncFailure, "%s: cannot create the wait fd: %s", cls_name,
+                  std::strerror(errno));
+            set_status(ctx, ASYNC_STATUS_ERR);
+            return false;
+        }
+        w->ref(); // the operation's own reference
+        BridgeAccess::wait_fd(op) = w;
+        ASYNC_callback_fn cb = nullptr;
+        void *arg = nullptr;
+        if (ASYNC_WAIT_CTX_get_callback(ctx, &cb, &arg) && cb) {
+            BridgeAccess::cb(op) = cb;
+            BridgeAccess::cb_arg(op) = arg;
+        }
+    }
+    Request &r = BridgeAccess::req(op);
+    r.user = &op;
+    r.execute = op_execute;
+    r.on_complete = op_complete;
+    r.signal_fd = w ? w->fd : -1;
+
+    auto fallback = [&](Reason why, const char *what) -> bool {
+        if (pol.sw_fallback) {
+            st.fallback.fetch_add(1, std::memory_order_relaxed);
+            SIMACCEL_LOG_DEBUG("%s: %s, computing in software", cls_name, what);
+            if (ctx)
+                set_status(ctx, ASYNC_STATUS_OK);
+            return run_inline(op);
+        }
+        raise(rep, why, "%s: %s", cls_name, what);
+        set_status(ctx, ASYNC_STATUS_ERR);
+        return false;
+    };
+
+    for (unsigned retries = 0;;) {
+        if (w)
+            w->drain(); // a late signal of an earlier request must not count for this one
+        r.rearm();
+        // Status is sticky in OpenSSL: set it on every submission, and before the request can
+        // complete, since a callback may read it on the device thread.
+        set_status(ctx, ASYNC_STATUS_OK);
+        op.ref(); // the device's reference, dropped by op_complete
+        const Submit s = dev.try_submit(&r);
+        if (s == Submit::kAccepted)
+            break;
+        op.unref(); // not taken; the caller's reference keeps `op` alive
+        if (s == Submit::kDown)
+            return fallback(Reason::kDeviceDown, "device down");
+        // Busy (ring full or fault-busy): DESIGN.md §5.3.
+        if (pol.max_retries && retries >= pol.max_retries) {
+            char what[96];
+            std::snprintf(what, sizeof what, "device busy, gave up after %u retries (max-retries=%u)",
+                          retries, pol.max_retries);
+            return fallback(Reason::kDeviceBusy, what);
+        }
+        ++retries;
+        st.retried.fetch_add(1, std::memory_order_relaxed);
+        if (ctx) {
+            set_status(ctx, ASYNC_STATUS_EAGAIN);
+            w->signal();
+            if (auto cb = BridgeAccess::cb(op))
+                cb(BridgeAccess::cb_arg(op));
+            ASYNC_pause_job();
+        } else {
+            backoff(retries);
+        }
+    }
+
+    // DESIGN.md §5.5: resumes without completion are normal.
+    Status s;
+    if (ctx) {
+        while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending)
+            ASYNC_pause_job();
+        w->drain();
+    } else {
+        while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending)
+            r.status.wait(Status::kPending, std::memory_order_acquire);
+    }
+
+    switch (s) {
+    case Status::kOk:
+        break;
+    case Status::kDeviceError:
+        return fallback(Reason::kDeviceError, "device error");
+    case Status::kReset:
+        return fallback(Reason::kDeviceReset, "device reset while the request was in flight");
+    case Status::kShutdown:
+    case Status::kPending:
+        return fallback(Reason::kDeviceStopped, "device stopped while the request was queued");
+    }
+    if (!r.work_ok) {
+        reraise_errors(op);
+        raise(rep, Reason::kOperationFailed, "%s: the operation failed", cls_name);
+        return false;
+    }
+    if (pol.verify && op.verifiable() && !op.check()) {
+        ERR_clear_error();
+        if (pol.sw_fallback) {
+            st.fallback.fetch_add(1, std::memory_order_relaxed);
+            SIMACCEL_LOG_WARN("%s: device result failed verification, recomputed in software", cls_name);
+            return run_inline(op);
+        }
+        raise(rep, Reason::kVerifyFailed, "%s: device result failed software verification", cls_name);
+        set_status(ctx, ASYNC_STATUS_ERR);
+        return false;
+    }
+    return true;
+}
+
+} // namespace simaccel

@@ -1,0 +1,156 @@
+// The simulated accelerator: instances (bounded rings), worker threads, a timing and fault model
+// and a completion engine. It knows nothing of ENGINE, provider or ASYNC APIs: a front end hands
+// it Requests and is told, through a function pointer, when each one leaves the device.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "simaccel/config.h"
+#include "simaccel/op_class.h"
+#include "simaccel/stats.h"
+
+namespace simaccel {
+
+enum class Status : std::uint8_t {
+    kPending,     // in the device
+    kOk,          // executed; see Request::work_ok for the work's own verdict
+    kDeviceError, // fault-error: the device failed the request, the work did not run
+    kReset,       // DEVICE_RESET while in flight
+    kShutdown,    // the device stopped while the request was queued
+};
+
+enum class Submit : std::uint8_t {
+    kAccepted, // the request will complete exactly once through on_complete
+    kBusy,     // ring full or fault-busy: retry later; the request was not taken
+    kDown,     // device in reset downtime or stopping; the request was not taken
+};
+
+const char *status_name(Status s) noexcept;
+
+// A unit of work. The front end owns the memory and keeps it alive until on_complete has been
+// called; the device never allocates one.
+struct Request {
+    // --- set by the front end before try_submit ---
+    OpClass op = OpClass::kNull;
+    // Runs on a worker thread. `corrupt` is true when fault-corrupt fired: the work must damage
+    // its result. Returns the work's own verdict (false: e.g. bad padding).
+    bool (*execute)(Request *self, bool corrupt) noexcept = nullptr;
+    // Called exactly once, on a device thread or inside Device::poll(), after `status` has been
+    // published and `signal_fd` written. The device does not touch the request afterwards.
+    void (*on_complete)(Request *self) noexcept = nullptr;
+    // If >= 0, an eventfd the device writes 1 to after publishing `status`.
+    int signal_fd = -1;
+    void *user = nullptr; // the front end's own context; the device never reads it
+
+    // --- results ---
+    // Stored with release order when the request leaves the device: load with acquire, and
+    // everything `execute` wrote is visible.
+    std::atomic<Status> status{Status::kPending};
+    bool work_ok = false;
+
+    // --- device private ---
+    Request *next = nullptr;
+    std::uint64_t t_submit = 0; // monotonic ns
+    std::uint64_t t_start = 0;
+    std::uint64_t deadline = 0; // earliest completion
+    std::uint64_t epoch = 0;    // device reset epoch at submission
+    std::uint32_t instance = 0;
+    bool holds_slot = false;    // counted in `capacity`
+    bool fault_error = false;
+    bool fault_corrupt = false;
+    bool fault_stall = false;
+
+    // Resets the result fields so the request can be submitted again (after kBusy nothing
+    // needs resetting; after completion call this first).
+    void rearm() noexcept {
+        status.store(Status::kPending, std::memory_order_relaxed);
+        work_ok = false;
+        next = nullptr;
+        fault_error = fault_corrupt = fault_stall = false;
+    }
+};
+
+// The knobs the bridge reads on every operation, kept in one atomic word.
+struct Policy {
+    bool verify = false;
+    bool sw_fallback = false;
+    std::uint32_t max_retries = 0;  // 0 = unlimited
+    std::uint16_t offload = 0xffff; // bit i: OpClass i goes to the device
+    bool offloaded(OpClass c) const noexcept { return (offload >> index_of(c)) & 1u; }
+};
+
+class Core; // the running part: threads, rings, completion engine (device.cc)
+
+class Device {
+  public:
+    // The one device of this process, shared by the engine and the provider.
+    static Device &get() noexcept;
+
+    Device();
+    ~Device();
+    Device(const Device &) = delete;
+    Device &operator=(const Device &) = delete;
+
+    // Validates and installs a configuration. If the device is running it is stopped first
+    // (every request in flight completes or fails) and restarts lazily with the new one.
+    [[nodiscard]] bool configure(const Config &cfg, std::string *err);
+    Config config() const;
+    Policy policy() const noexcept;
+    // Applies `SIMACCEL_OPTS` from the environment over the current configuration, once per
+    // process start of the device; returns false with a message if it does not parse.
+    [[nodiscard]] bool apply_env(std::string *err);
+
+    // Never blocks, never allocates (except the first call, which starts the threads).
+    [[nodiscard]] Submit try_submit(Request *req) noexcept;
+
+    // poll-mode external / coalesce: delivers every completion that is ready now, on the calling
+    // thread. Returns how many. In event mode returns 0.
+    unsigned poll() noexcept;
+
+    // DEVICE_RESET: every request in flight fails with kReset, and for `reset-downtime`
+    // submissions are refused with kDown.
+    void reset() noexcept;
+    bool is_down() const noexcept;
+
+    // Stops the threads after completing or failing every request in flight. The device starts
+    // again on the next submission.
+    void shutdown() noexcept;
+    bool running() const noexcept;
+
+    std::uint64_t inflight() const noexcept;
+    unsigned workers() const noexcept; // resolved worker count (0 before the first start)
+    Stats &stats() noexcept { return stats_; }
+    std::string stats_json(bool histograms = false) const;
+    void reset_stats() noexcept;
+
+    // Writes the stats JSON to `stats-file` if one is configured; called at exit. `%p` in the
+    // path is replaced by the process id (one file per forked worker).
+    void write_stats_file() const noexcept;
+
+  private:
+    friend class Core;
+    Core *start_locked();
+    static void atfork_prepare() noexcept;
+    static void atfork_parent() noexcept;
+    static void atfork_child() noexcept;
+
+    mutable std::mutex mu_; // configuration, start and stop
+    Config cfg_;
+    std::atomic<Core *> core_{nullptr}; // published with release once fully started
+    Stats stats_;
+    std::atomic<std::uint64_t> inflight_{0};
+    std::atomic<std::uint64_t> max_inflight_{0};
+    std::atomic<std::uint64_t> down_until_{0}; // monotonic ns; reset downtime
+    std::atomic<unsigned> resolved_workers_{0};
+    std::atomic<std::uint32_t> next_instance_{0};
+    std::atomic<std::uint64_t> generation_{0}; // bumped by fork-child reset
+    std::atomic<std::uint64_t> policy_word_{0};  // Policy, packed; relaxed: a plain snapshot
+};
+
+std::uint64_t monotonic_ns() noexcept;
+
+} // namespace simaccel

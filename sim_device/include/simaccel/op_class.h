@@ -1,0 +1,45 @@
+// Operation classes: what the device models separately (latency, offload, stats).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace simaccel {
+
+enum class OpClass : std::uint8_t {
+    kRsaPriv,
+    kRsaPub,
+    kEcdsaSign,
+    kEcdsaVerify,
+    kEcdh,
+    kX25519,
+    kX448,
+    kEd25519,
+    kEd448,
+    kNull, // device round trip with no work: benchmarks and tests
+};
+
+inline constexpr std::size_t kNumOpClasses = 10;
+
+// The names used in config keys (`latency-rsa-priv`, `offload=rsa-priv,ecdh`) and stats JSON.
+inline constexpr std::string_view kOpClassNames[kNumOpClasses] = {
+    "rsa-priv", "rsa-pub", "ecdsa-sign", "ecdsa-verify", "ecdh",
+    "x25519",   "x448",    "ed25519",    "ed448",        "null",
+};
+
+constexpr std::string_view op_class_name(OpClass c) noexcept {
+    return kOpClassNames[static_cast<std::size_t>(c)];
+}
+
+constexpr std::optional<OpClass> op_class_from_name(std::string_view name) noexcept {
+    for (std::size_t i = 0; i < kNumOpClasses; ++i)
+        if (kOpClassNames[i] == name)
+            return static_cast<OpClass>(i);
+    return std::nullopt;
+}
+
+constexpr std::size_t index_of(OpClass c) noexcept { return static_cast<std::size_t>(c); }
+
+} // namespace simaccel

@@ -1,0 +1,292 @@
+// The completion engine (see completion_engine.h).
+#include "completion_engine.h"
+
+#include <liburing.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "core.h"
+#include "simaccel/log.h"
+
+namespace simaccel::detail {
+
+namespace {
+
+// user_data tags; requests are at least 8-byte aligned, so small values cannot collide.
+constexpr std::uint64_t kWakeTag = 1;
+constexpr std::uint64_t kTimerTag = 2;
+constexpr unsigned kRingEntries = 256;
+
+const std::uint64_t kOne = 1;
+
+bool deadline_less(const Request *a, const Request *b) noexcept { return a->deadline > b->deadline; }
+
+} // namespace
+
+struct CompletionEngine::Uring {
+    io_uring ring;
+    std::uint64_t wake_buf = 0;
+    __kernel_timespec ts{};
+    unsigned pending_writes = 0;
+};
+
+CompletionEngine::CompletionEngine(Core &core) : core_(core) {}
+
+CompletionEngine::~CompletionEngine() {
+    if (thread_.joinable())
+        stop();
+    if (uring_)
+        io_uring_queue_exit(&uring_->ring);
+    if (wake_fd_ >= 0)
+        close(wake_fd_);
+}
+
+bool CompletionEngine::start(std::string *err) {
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) {
+        if (err)
+            *err = std::string("simaccel: eventfd: ") + std::strerror(errno);
+        return false;
+    }
+    auto u = std::make_unique<Uring>();
+    const int rc = io_uring_queue_init(kRingEntries, &u->ring, 0);
+    if (rc == 0) {
+        uring_ = std::move(u);
+    } else {
+        static std::once_flag once;
+        std::call_once(once, [rc] {
+            SIMACCEL_LOG_INFO("io_uring unavailable (%s): completion engine uses plain timers "
+                              "and write(2)",
+                              std::strerror(-rc));
+        });
+    }
+    heap_.reserve(1024);
+    ready_.reserve(256);
+    seen_epoch_ = core_.epoch_.load(std::memory_order_acquire);
+    try {
+        thread_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "simaccel-cq");
+            run();
+        });
+    } catch (const std::exception &e) {
+        if (err)
+            *err = std::string("simaccel: cannot start the completion thread: ") + e.what();
+        return false;
+    }
+    return true;
+}
+
+void CompletionEngine::post(Request *req) noexcept {
+    inbox_.push(req);
+    // seq_cst pair with run(): either we see it sleeping, or it sees our push.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_seq_cst))
+        kick();
+}
+
+void CompletionEngine::kick() noexcept {
+    kicked_.store(true, std::memory_order_release);
+    if (uring_) {
+        ssize_t n;
+        do {
+            n = write(wake_fd_, &kOne, sizeof kOne);
+        } while (n < 0 && errno == EINTR);
+    } else {
+        std::lock_guard lock(mu_);
+        cv_.notify_one();
+    }
+}
+
+void CompletionEngine::stop() noexcept {
+    stop_.store(true, std::memory_order_release);
+    kick();
+    if (thread_.joinable())
+        thread_.join();
+}
+
+void CompletionEngine::heap_push(Request *r) {
+    heap_.push_back(r);
+    std::push_heap(heap_.begin(), heap_.end(), deadline_less);
+}
+
+Request *CompletionEngine::heap_pop() {
+    std::pop_heap(heap_.begin(), heap_.end(), deadline_less);
+    Request *r = heap_.back();
+    heap_.pop_back();
+    return r;
+}
+
+void CompletionEngine::deliver_batch(std::vector<Request *> &batch) noexcept {
+    if (batch.empty())
+        return;
+    if (core_.poll_mode.kind == PollMode::Kind::kExternal) {
+        for (Request *r : batch)
+            core_.hold(r);
+        batch.clear();
+        return;
+    }
+    if (!uring_) {
+        for (Request *r : batch)
+            core_.deliver_now(r);
+        batch.clear();
+        return;
+    }
+    // Publish every status, then one submission writes every eventfd; on_complete runs when the
+    // write's completion arrives, so the callback never precedes the fd signal (DESIGN.md §5.4).
+    io_uring &ring = uring_->ring;
+    for (Request *r : batch) {
+        const Status s = core_.retire(r, Status::kOk);
+        const int fd = r->signal_fd;
+        // release: publishes everything execute() wrote.
+        r->status.store(s, std::memory_order_release);
+        if (fd < 0) {
+            if (r->on_complete)
+                r->on_complete(r);
+            continue;
+        }
+        io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        if (!sqe) {
+            io_uring_submit(&ring);
+            sqe = io_uring_get_sqe(&ring);
+        }
+        if (!sqe) { // cannot happen after a submit, but never lose a completion
+            ssize_t n = write(fd, &kOne, sizeof kOne);
+            (void)n;
+            if (r->on_complete)
+                r->on_complete(r);
+            continue;
+        }
+        io_uring_prep_write(sqe, fd, &kOne, sizeof kOne, 0);
+        io_uring_sqe_set_data(sqe, r);
+        ++uring_->pending_writes;
+    }
+    batch.clear();
+    io_uring_submit(&ring);
+}
+
+void CompletionEngine::wait_until(std::uint64_t deadline_ns) noexcept {
+    if (!uring_) {
+        std::unique_lock lock(mu_);
+        if (kicked_.exchange(false, std::memory_order_acq_rel) || !inbox_.empty())
+            return;
+        if (deadline_ns == 0) {
+            cv_.wait(lock, [this] { return kicked_.load(std::memory_order_acquire) || !inbox_.empty(); });
+        } else {
+            const std::uint64_t now = monotonic_ns();
+            if (deadline_ns > now)
+                cv_.wait_for(lock, std::chrono::nanoseconds(deadline_ns - now), [this] {
+                    return kicked_.load(std::memory_order_acquire) || !inbox_.empty();
+                });
+        }
+        kicked_.store(false, std::memory_order_relaxed);
+        return;
+    }
+    io_uring &ring = uring_->ring;
+    if (deadline_ns != 0 && (armed_deadline_ == 0 || deadline_ns < armed_deadline_)) {
+        io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        if (!sqe) {
+            io_uring_submit(&ring);
+            sqe = io_uring_get_sqe(&ring);
+        }
+        if (sqe) {
+            uring_->ts.tv_sec = static_cast<long long>(deadline_ns / 1'000'000'000ull);
+            uring_->ts.tv_nsec = static_cast<long long>(deadline_ns % 1'000'000'000ull);
+            io_uring_prep_timeout(sqe, &uring_->ts, 0, IORING_TIMEOUT_ABS);
+            io_uring_sqe_set_data64(sqe, kTimerTag);
+            armed_deadline_ = deadline_ns;
+        }
+    }
+    io_uring_submit_and_wait(&ring, 1);
+    io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    bool rearm_wake = false;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+        ++seen;
+        const std::uint64_t tag = io_uring_cqe_get_data64(cqe);
+        if (tag == kWakeTag) {
+            rearm_wake = true;
+        } else if (tag == kTimerTag) {
+            // -ETIME: expired. Any timer firing means "look at the heap"; an older, later-armed
+            // timer firing early is harmless.
+            if (monotonic_ns() >= armed_deadline_)
+                armed_deadline_ = 0;
+        } else {
+            auto *r = reinterpret_cast<Request *>(tag);
+            --uring_->pending_writes;
+            if (r->on_complete)
+                r->on_complete(r);
+        }
+    }
+    io_uring_cq_advance(&ring, seen);
+    if (rearm_wake) {
+        kicked_.store(false, std::memory_order_relaxed);
+        io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        if (sqe) {
+            io_uring_prep_read(sqe, wake_fd_, &uring_->wake_buf, sizeof uring_->wake_buf, 0);
+            io_uring_sqe_set_data64(sqe, kWakeTag);
+        }
+    }
+}
+
+void CompletionEngine::run() noexcept {
+    if (uring_) {
+        io_uring_sqe *sqe = io_uring_get_sqe(&uring_->ring);
+        io_uring_prep_read(sqe, wake_fd_, &uring_->wake_buf, sizeof uring_->wake_buf, 0);
+        io_uring_sqe_set_data64(sqe, kWakeTag);
+        io_uring_submit(&uring_->ring);
+    }
+    const bool coalesce = core_.poll_mode.kind == PollMode::Kind::kCoalesce;
+    const std::uint32_t batch_n = std::max<std::uint32_t>(1, core_.poll_mode.batch);
+    const std::uint64_t window = core_.poll_mode.window_ns;
+    for (;;) {
+        const bool stopping = stop_.load(std::memory_order_acquire);
+        for (Request *r = inbox_.take_all(); r;) {
+            Request *next = r->next;
+            heap_push(r);
+            r = next;
+        }
+        std::uint64_t now = monotonic_ns();
+        const std::uint64_t epoch = core_.epoch_.load(std::memory_order_acquire);
+        const bool reset = epoch != seen_epoch_;
+        seen_epoch_ = epoch;
+        // Due now, or everything on reset (fails at once) and on stop (delivered early).
+        while (!heap_.empty() && (stopping || reset || heap_.front()->deadline <= now))
+            ready_.push_back(heap_pop());
+        if (coalesce) {
+            if (!ready_.empty() && coalesce_.empty())
+                coalesce_oldest_ = now;
+            coalesce_.insert(coalesce_.end(), ready_.begin(), ready_.end());
+            ready_.clear();
+            if (!coalesce_.empty() &&
+                (stopping || reset || coalesce_.size() >= batch_n || now >= coalesce_oldest_ + window))
+                deliver_batch(coalesce_);
+        } else {
+            deliver_batch(ready_);
+        }
+        if (stopping && heap_.empty() && coalesce_.empty() && inbox_.empty()) {
+            // Reap the last eventfd writes so that every on_complete has run.
+            while (uring_ && uring_->pending_writes > 0)
+                wait_until(0);
+            return;
+        }
+        std::uint64_t next = heap_.empty() ? 0 : heap_.front()->deadline;
+        if (coalesce && !coalesce_.empty()) {
+            const std::uint64_t c = coalesce_oldest_ + window;
+            next = next ? std::min(next, c) : c;
+        }
+        sleeping_.store(true, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (inbox_.empty() && !stop_.load(std::memory_order_acquire) &&
+            core_.epoch_.load(std::memory_order_acquire) == seen_epoch_)
+            wait_until(next);
+        sleeping_.store(false, std::memory_order_relaxed);
+    }
+}
+
+} // namespace simaccel::detail

@@ -1,0 +1,93 @@
+// The running part of the device: instance rings, worker threads and the completion engine.
+// One Core per start of the device; a stopped Core is retired, never freed while the process
+// lives, so that a submitter racing with shutdown or a forked child's stale pointers touch valid
+// memory.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "ring.h"
+#include "simaccel/device.h"
+#include "timing.h"
+
+namespace simaccel::detail {
+
+struct alignas(kCacheLine) Instance {
+    explicit Instance(std::size_t depth) : ring(depth) {}
+    MpmcRing<Request *> ring;
+    alignas(kCacheLine) std::atomic<std::uint32_t> occupancy{0}; // queued + in service
+    alignas(kCacheLine) std::atomic<std::uint64_t> fault_seq{0}; // submissions, for the fault stream
+};
+
+class CompletionEngine; // completion_engine.cc
+
+} // namespace simaccel::detail
+
+namespace simaccel {
+
+class Core {
+  public:
+    Core(Device &dev, const Config &cfg, unsigned workers);
+    ~Core();
+
+    bool start(std::string *err); // spawns the threads
+    void stop() noexcept;         // completes or fails every request, joins the threads
+
+    Submit try_submit(Request *req) noexcept;
+    unsigned poll() noexcept;
+    void reset() noexcept; // fail every request in flight with kReset
+
+    // Called by workers and the completion engine when a request leaves the device. `batch`
+    // delivery is in the completion engine; this is the single-request path.
+    void deliver_now(Request *req, Status proposed = Status::kOk) noexcept;
+    // Accounting half of delivery: resolves the final status from `proposed` (kOk, or kShutdown
+    // for a request that never ran), the reset epoch and the injected error; counts it; frees
+    // the ring slot and the capacity slot. The caller then publishes the status, signals and
+    // calls on_complete.
+    Status retire(Request *req, Status proposed) noexcept;
+    // Requests that are ready but held (poll-mode external).
+    void hold(Request *req) noexcept;
+
+    void set_model(const Config &cfg) noexcept;
+
+    Device &dev;
+    const Config cfg;
+    const unsigned n_workers;
+    const PollMode poll_mode;
+    const std::uint64_t generation;
+
+  private:
+    friend class detail::CompletionEngine;
+    void worker_main(unsigned index) noexcept;
+    Request *take(unsigned &rr) noexcept;
+    void execute(Request *req, detail::Rng &rng) noexcept;
+    void wake_worker() noexcept;
+    void release_slot() noexcept;
+
+    std::vector<std::unique_ptr<detail::Instance>> instances_;
+    std::atomic<const detail::Model *> model_{nullptr}; // acquire on read; old models retired
+    std::vector<std::unique_ptr<detail::Model>> models_; // guarded by dev.mu_
+    std::unique_ptr<detail::CompletionEngine> engine_;
+    std::vector<std::thread> threads_;
+
+    alignas(detail::kCacheLine) std::atomic<std::uint64_t> queued_{0}; // pushed, not yet taken
+    alignas(detail::kCacheLine) std::atomic<std::uint32_t> in_service_{0};
+    alignas(detail::kCacheLine) std::atomic<std::uint32_t> sleepers_{0};
+    std::atomic<std::uint32_t> doorbell_{0}; // futex word the idle workers wait on
+    std::atomic<std::uint32_t> submitters_{0}; // inside try_submit; shutdown waits for 0
+    std::atomic<bool> stopping_{false};
+    std::atomic<std::uint64_t> epoch_{0}; // bumped by reset(); older requests fail
+
+    std::mutex held_mu_;
+    Request *held_head_ = nullptr; // poll-mode external, FIFO
+    Request *held_tail_ = nullptr;
+    std::atomic<std::uint64_t> held_count_{0};
+};
+
+} // namespace simaccel

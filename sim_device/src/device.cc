@@ -1,0 +1,615 @@
+// The simulated device: lifecycle, submission, workers and delivery.
+#include "simaccel/device.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <algorithm>
+#include <ctime>
+#include <random>
+
+#include "completion_engine.h"
+#include "core.h"
+#include "simaccel/log.h"
+
+namespace simaccel {
+
+std::uint64_t monotonic_ns() noexcept {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+const char *status_name(Status s) noexcept {
+    switch (s) {
+    case Status::kPending:
+        return "pending";
+    case Status::kOk:
+        return "ok";
+    case Status::kDeviceError:
+        return "device-error";
+    case Status::kReset:
+        return "reset";
+    case Status::kShutdown:
+        return "shutdown";
+    }
+    return "?";
+}
+
+namespace {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+unsigned online_cpus() noexcept {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n > 0)
+            return static_cast<unsigned>(n);
+    }
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? static_cast<unsigned>(n) : 1u;
+}
+
+// Each application thread is mapped to an instance once, round-robin.
+thread_local std::uint32_t t_instance = UINT32_MAX;
+thread_local std::uint64_t t_instance_gen = 0;
+
+void signal_fd(int fd) noexcept {
+    static const std::uint64_t one = 1;
+    // An eventfd write only fails on counter overflow, which 1 per completion cannot reach.
+    ssize_t n;
+    do {
+        n = write(fd, &one, sizeof one);
+    } while (n < 0 && errno == EINTR);
+}
+
+std::uint64_t resolve_seed(std::uint64_t seed) {
+    if (seed != 0)
+        return seed;
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ monotonic_ns();
+}
+
+std::uint64_t pack_policy(const Config &c) noexcept {
+    std::uint64_t w = 0;
+    w |= c.verify ? 1u : 0u;
+    w |= c.sw_fallback ? 2u : 0u;
+    w |= static_cast<std::uint64_t>(c.offload.to_ulong() & 0xffffu) << 16;
+    w |= static_cast<std::uint64_t>(c.max_retries) << 32;
+    return w;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Core
+
+Core::Core(Device &d, const Config &c, unsigned workers)
+    : dev(d), cfg(c), n_workers(workers), poll_mode(c.poll_mode),
+      generation(d.generation_.load(std::memory_order_relaxed)) {
+    instances_.reserve(cfg.instances);
+    for (unsigned i = 0; i < cfg.instances; ++i)
+        instances_.push_back(std::make_unique<detail::Instance>(cfg.queue_depth));
+    set_model(cfg);
+    engine_ = std::make_unique<detail::CompletionEngine>(*this);
+}
+
+Core::~Core() = default;
+
+void Core::set_model(const Config &c) noexcept {
+    const detail::Model *old = model_.load(std::memory_order_relaxed);
+    // A configured seed replays; a random one stays the same across live updates.
+    const std::uint64_t seed = c.fault_seed ? c.fault_seed : (old ? old->seed : resolve_seed(0));
+    models_.push_back(std::make_unique<detail::Model>(detail::Model::from(c, seed)));
+    // release: the worker that loads the pointer sees the whole Model.
+    model_.store(models_.back().get(), std::memory_order_release);
+}
+
+bool Core::start(std::string *err) {
+    if (!engine_->start(err))
+        return false;
+    // Device threads take no signals: the application's handlers run on its own threads.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    try {
+        threads_.reserve(n_workers);
+        for (unsigned i = 0; i < n_workers; ++i)
+            threads_.emplace_back([this, i] { worker_main(i); });
+    } catch (const std::exception &e) {
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        if (err)
+            *err = std::string("simaccel: cannot start worker threads: ") + e.what();
+        stop();
+        return false;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    SIMACCEL_LOG_INFO("device started: %u workers, %u instances, queue-depth %u, completion "
+                      "engine %s",
+                      n_workers, cfg.instances, cfg.queue_depth,
+                      engine_->uses_io_uring() ? "io_uring" : "plain (no io_uring)");
+    return true;
+}
+
+Submit Core::try_submit(Request *req) noexcept {
+    // seq_cst pair with stop(): either stop() sees us in `submitters_`, or we see `stopping_`.
+    submitters_.fetch_add(1, std::memory_order_seq_cst);
+    if (stopping_.load(std::memory_order_seq_cst)) {
+        submitters_.fetch_sub(1, std::memory_order_release);
+        return Submit::kDown;
+    }
+    if (t_instance == UINT32_MAX || t_instance_gen != generation) {
+        t_instance = dev.next_instance_.fetch_add(1, std::memory_order_relaxed);
+        t_instance_gen = generation;
+    }
+    const std::uint32_t idx = t_instance % static_cast<std::uint32_t>(instances_.size());
+    detail::Instance &in = *instances_[idx];
+    OpStats &st = dev.stats_.op(req->op);
+
+    // acquire: the Model published by set_model().
+    const detail::Model *model = model_.load(std::memory_order_acquire);
+    detail::FaultDraw fault;
+    if (model->any_fault)
+        fault = model->draw(idx, in.fault_seq.fetch_add(1, std::memory_order_relaxed));
+    if (fault.busy) {
+        st.busy.fetch_add(1, std::memory_order_relaxed);
+        submitters_.fetch_sub(1, std::memory_order_release);
+        return Submit::kBusy;
+    }
+    // The ring slot is claimed by the occupancy count; the ring is at least that large, so the
+    // push below cannot fail.
+    if (in.occupancy.fetch_add(1, std::memory_order_acquire) >= cfg.queue_depth) {
+        in.occupancy.fetch_sub(1, std::memory_order_relaxed);
+        st.busy.fetch_add(1, std::memory_order_relaxed);
+        submitters_.fetch_sub(1, std::memory_order_release);
+        return Submit::kBusy;
+    }
+    req->status.store(Status::kPending, std::memory_order_relaxed);
+    req->work_ok = false;
+    req->instance = idx;
+    req->epoch = epoch_.load(std::memory_order_relaxed);
+    req->fault_error = fault.error;
+    req->fault_corrupt = fault.corrupt;
+    req->fault_stall = fault.stall;
+    req->holds_slot = false;
+    req->t_submit = monotonic_ns();
+
+    const std::uint64_t now_inflight = dev.inflight_.fetch_add(1, std::memory_order_relaxed) + 1;
+    std::uint64_t seen = dev.max_inflight_.load(std::memory_order_relaxed);
+    while (now_inflight > seen &&
+           !dev.max_inflight_.compare_exchange_weak(seen, now_inflight, std::memory_order_relaxed)) {
+    }
+    st.submitted.fetch_add(1, std::memory_order_relaxed);
+
+    // Count before pushing so that `queued_` never underflows; a worker that sees the count
+    // before the push lands just looks again.
+    queued_.fetch_add(1, std::memory_order_seq_cst);
+    const bool pushed = in.ring.try_push(req);
+    (void)pushed; // guaranteed by the occupancy check
+    // seq_cst pair with the idle protocol in worker_main().
+    if (sleepers_.load(std::memory_order_seq_cst) > 0)
+        wake_worker();
+    submitters_.fetch_sub(1, std::memory_order_release);
+    return Submit::kAccepted;
+}
+
+void Core::wake_worker() noexcept {
+    doorbell_.fetch_add(1, std::memory_order_release);
+    doorbell_.notify_one();
+}
+
+void Core::release_slot() noexcept {
+    in_service_.fetch_sub(1, std::memory_order_seq_cst);
+    if (queued_.load(std::memory_order_seq_cst) > 0 && sleepers_.load(std::memory_order_seq_cst) > 0)
+        wake_worker();
+}
+
+Request *Core::take(unsigned &rr) noexcept {
+    if (queued_.load(std::memory_order_acquire) == 0)
+        return nullptr;
+    const bool stopping = stopping_.load(std::memory_order_relaxed);
+    bool slot = false;
+    if (cfg.capacity && !stopping) {
+        std::uint32_t s = in_service_.load(std::memory_order_relaxed);
+        do {
+            if (s >= cfg.capacity)
+                return nullptr;
+        } while (!in_service_.compare_exchange_weak(s, s + 1, std::memory_order_seq_cst));
+        slot = true;
+    }
+    const unsigned n = static_cast<unsigned>(instances_.size());
+    for (unsigned i = 0; i < n; ++i) {
+        const unsigned k = (rr + i) % n;
+        Request *r;
+        if (instances_[k]->ring.try_pop(&r)) {
+            rr = (k + 1) % n; // fair across instances
+            queued_.fetch_sub(1, std::memory_order_relaxed);
+            r->holds_slot = slot;
+            return r;
+        }
+    }
+    if (slot)
+        release_slot();
+    return nullptr;
+}
+
+void Core::worker_main(unsigned index) noexcept {
+    char name[16];
+    std::snprintf(name, sizeof name, "simaccel-w%u", index);
+    pthread_setname_np(pthread_self(), name);
+    detail::Rng rng(model_.load(std::memory_order_acquire)->seed ^ (0x9e37u * (index + 1)));
+    unsigned rr = index;
+    for (;;) {
+        if (Request *r = take(rr)) {
+            if (stopping_.load(std::memory_order_relaxed))
+                deliver_now(r, Status::kShutdown); // queued when the device stopped: fail it
+            else
+                execute(r, rng);
+            continue;
+        }
+        if (stopping_.load(std::memory_order_acquire) && queued_.load(std::memory_order_acquire) == 0)
+            return;
+        // Brief spin: under load the next request is usually microseconds away, and a futex
+        // round trip costs more than that.
+        bool found = false;
+        for (int i = 0; i < 200 && !found; ++i) {
+            cpu_relax();
+            found = queued_.load(std::memory_order_relaxed) > 0;
+        }
+        if (found)
+            continue;
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        const std::uint32_t bell = doorbell_.load(std::memory_order_acquire);
+        const bool runnable = queued_.load(std::memory_order_seq_cst) > 0 &&
+                              (!cfg.capacity || in_service_.load(std::memory_order_seq_cst) < cfg.capacity);
+        if (!runnable && !stopping_.load(std::memory_order_seq_cst))
+            doorbell_.wait(bell, std::memory_order_acquire);
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    }
+}
+
+void Core::execute(Request *r, detail::Rng &rng) noexcept {
+    // acquire: the Model published by set_model().
+    const detail::Model *model = model_.load(std::memory_order_acquire);
+    r->t_start = monotonic_ns();
+    const bool current = r->epoch == epoch_.load(std::memory_order_acquire);
+    if (current && !r->fault_error && r->execute)
+        r->work_ok = r->execute(r, r->fault_corrupt);
+    const std::uint64_t t_done = monotonic_ns();
+    // DESIGN.md §3: complete at max(compute done, entered service + sampled latency).
+    std::uint64_t deadline = r->t_start + sample_latency(model->latency[index_of(r->op)], rng);
+    if (r->fault_stall)
+        deadline = std::max(deadline, t_done) + model->fault_stall.delay_ns;
+    r->deadline = deadline;
+    if (!current) {
+        deliver_now(r); // reset while queued: fails at once
+    } else if (deadline <= t_done && poll_mode.kind == PollMode::Kind::kEvent) {
+        deliver_now(r); // nothing to wait for: signal from here, no extra thread hop
+    } else if (deadline <= t_done && poll_mode.kind == PollMode::Kind::kExternal) {
+        hold(r);
+    } else {
+        engine_->post(r);
+    }
+}
+
+Status Core::retire(Request *r, Status proposed) noexcept {
+    Status s = proposed;
+    if (s == Status::kOk) {
+        if (r->epoch != epoch_.load(std::memory_order_acquire))
+            s = Status::kReset;
+        else if (r->fault_error)
+            s = Status::kDeviceError;
+    }
+    OpStats &st = dev.stats_.op(r->op);
+    if (s == Status::kOk && r->work_ok)
+        st.completed.fetch_add(1, std::memory_order_relaxed);
+    else
+        st.failed.fetch_add(1, std::memory_order_relaxed);
+    st.latency.record(monotonic_ns() - r->t_submit);
+    // Free the ring slot before publishing, so that the caller's next submission finds room.
+    instances_[r->instance]->occupancy.fetch_sub(1, std::memory_order_release);
+    dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
+    if (r->holds_slot) {
+        r->holds_slot = false;
+        release_slot();
+    }
+    return s;
+}
+
+void Core::deliver_now(Request *r, Status proposed) noexcept {
+    const Status s = retire(r, proposed);
+    const int fd = r->signal_fd;
+    auto *done = r->on_complete;
+    // release: publishes everything execute() wrote; the waiter loads with acquire.
+    r->status.store(s, std::memory_order_release);
+    if (fd >= 0)
+        signal_fd(fd);
+    if (done)
+        done(r);
+}
+
+void Core::hold(Request *r) noexcept {
+    r->next = nullptr;
+    std::lock_guard lock(held_mu_);
+    if (held_tail_)
+        held_tail_->next = r;
+    else
+        held_head_ = r;
+    held_tail_ = r;
+    held_count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+unsigned Core::poll() noexcept {
+    if (poll_mode.kind != PollMode::Kind::kExternal)
+        return 0;
+    Request *list;
+    {
+        std::lock_guard lock(held_mu_);
+        list = held_head_;
+        held_head_ = held_tail_ = nullptr;
+    }
+    unsigned n = 0;
+    while (list) {
+        Request *next = list->next;
+        held_count_.fetch_sub(1, std::memory_order_relaxed);
+        deliver_now(list);
+        list = next;
+        ++n;
+    }
+    return n;
+}
+
+void Core::reset() noexcept {
+    // release: requests retired from now on see the new epoch and fail with kReset.
+    epoch_.fetch_add(1, std::memory_order_acq_rel);
+    engine_->kick();
+}
+
+void Core::stop() noexcept {
+    stopping_.store(true, std::memory_order_seq_cst);
+    while (submitters_.load(std::memory_order_seq_cst) != 0)
+        sched_yield();
+    // Wake every idle worker; they fail what is still queued and exit.
+    doorbell_.fetch_add(1, std::memory_order_release);
+    doorbell_.notify_all();
+    for (auto &t : threads_)
+        if (t.joinable())
+            t.join();
+    threads_.clear();
+    // Queued requests no worker took (none started, or all exited early).
+    unsigned rr = 0;
+    while (Request *r = take(rr))
+        deliver_now(r, Status::kShutdown);
+    engine_->stop();
+    // Held completions (poll-mode external) are computed: deliver them.
+    Request *list;
+    {
+        std::lock_guard lock(held_mu_);
+        list = held_head_;
+        held_head_ = held_tail_ = nullptr;
+    }
+    while (list) {
+        Request *next = list->next;
+        deliver_now(list);
+        list = next;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device
+
+Device &Device::get() noexcept {
+    // Never destroyed: device threads may outlive static destruction; exit is handled by the
+    // bridge's exit hook (shutdown, stats-file).
+    static Device *dev = [] {
+        auto *d = new Device();
+        pthread_atfork(&Device::atfork_prepare, &Device::atfork_parent, &Device::atfork_child);
+        return d;
+    }();
+    return *dev;
+}
+
+Device::Device() { policy_word_.store(pack_policy(cfg_), std::memory_order_relaxed); }
+
+Device::~Device() { shutdown(); }
+
+bool Device::configure(const Config &cfg, std::string *err) {
+    if (!config_validate(cfg, err))
+        return false;
+    std::lock_guard lock(mu_);
+    Core *core = core_.load(std::memory_order_acquire);
+    const bool structural = cfg.workers != cfg_.workers || cfg.instances != cfg_.instances ||
+                            cfg.queue_depth != cfg_.queue_depth || cfg.capacity != cfg_.capacity ||
+                            cfg.poll_mode != cfg_.poll_mode;
+    if (core && structural) {
+        core_.store(nullptr, std::memory_order_release);
+        core->stop(); // retired, not freed: see core.h
+    } else if (core) {
+        core->set_model(cfg);
+    }
+    cfg_ = cfg;
+    policy_word_.store(pack_policy(cfg_), std::memory_order_relaxed);
+    g_log_level.store(cfg_.log, std::memory_order_relaxed);
+    return true;
+}
+
+Config Device::config() const {
+    std::lock_guard lock(mu_);
+    return cfg_;
+}
+
+Policy Device::policy() const noexcept {
+    const std::uint64_t w = policy_word_.load(std::memory_order_relaxed);
+    Policy p;
+    p.verify = w & 1u;
+    p.sw_fallback = w & 2u;
+    p.offload = static_cast<std::uint16_t>(w >> 16);
+    p.max_retries = static_cast<std::uint32_t>(w >> 32);
+    return p;
+}
+
+bool Device::apply_env(std::string *err) {
+    const char *opts = std::getenv("SIMACCEL_OPTS");
+    if (!opts || !*opts)
+        return true;
+    Config cfg = config();
+    if (!config_apply_opts(cfg, opts, err))
+        return false;
+    return configure(cfg, err);
+}
+
+Core *Device::start_locked() {
+    Core *core = core_.load(std::memory_order_relaxed);
+    if (core)
+        return core;
+    const unsigned workers = cfg_.workers ? cfg_.workers : online_cpus();
+    auto *c = new (std::nothrow) Core(*this, cfg_, workers);
+    if (!c)
+        return nullptr;
+    std::string err;
+    if (!c->start(&err)) {
+        SIMACCEL_LOG_ERROR("%s", err.c_str());
+        return nullptr; // leaked on purpose: a failed start is rare and its threads are joined
+    }
+    resolved_workers_.store(workers, std::memory_order_relaxed);
+    // release: a submitter that loads the pointer sees the fully started Core.
+    core_.store(c, std::memory_order_release);
+    return c;
+}
+
+Submit Device::try_submit(Request *req) noexcept {
+    const std::uint64_t down = down_until_.load(std::memory_order_relaxed);
+    if (down != 0) {
+        if (monotonic_ns() < down)
+            return Submit::kDown;
+        std::uint64_t expected = down; // downtime over: back to the one-load fast path
+        down_until_.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+    }
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        // acquire: pairs with start_locked()'s release.
+        Core *core = core_.load(std::memory_order_acquire);
+        if (!core) {
+            try {
+                std::lock_guard lock(mu_);
+                core = start_locked();
+            } catch (...) {
+                core = nullptr;
+            }
+            if (!core)
+                return Submit::kDown;
+        }
+        const Submit s = core->try_submit(req);
+        // kDown from a Core that is being replaced (reconfiguration): try the new one.
+        if (s == Submit::kDown && core_.load(std::memory_order_acquire) != core)
+            continue;
+        return s;
+    }
+    return Submit::kDown;
+}
+
+unsigned Device::poll() noexcept {
+    Core *core = core_.load(std::memory_order_acquire);
+    return core ? core->poll() : 0;
+}
+
+void Device::reset() noexcept {
+    std::uint64_t downtime;
+    {
+        std::lock_guard lock(mu_);
+        downtime = cfg_.reset_downtime_ns;
+    }
+    down_until_.store(monotonic_ns() + (downtime ? downtime : 1), std::memory_order_relaxed);
+    if (Core *core = core_.load(std::memory_order_acquire))
+        core->reset();
+    SIMACCEL_LOG_WARN("device reset: requests in flight fail, down for %llu us",
+                      static_cast<unsigned long long>(downtime / 1000));
+}
+
+bool Device::is_down() const noexcept {
+    const std::uint64_t down = down_until_.load(std::memory_order_relaxed);
+    return down != 0 && monotonic_ns() < down;
+}
+
+void Device::shutdown() noexcept {
+    std::lock_guard lock(mu_);
+    Core *core = core_.load(std::memory_order_acquire);
+    if (!core)
+        return;
+    core_.store(nullptr, std::memory_order_release);
+    core->stop();
+}
+
+bool Device::running() const noexcept { return core_.load(std::memory_order_acquire) != nullptr; }
+
+std::uint64_t Device::inflight() const noexcept { return inflight_.load(std::memory_order_relaxed); }
+
+unsigned Device::workers() const noexcept { return resolved_workers_.load(std::memory_order_relaxed); }
+
+std::string Device::stats_json(bool histograms) const {
+    Config cfg = config();
+    unsigned w = workers();
+    if (cfg.workers == 0 && w != 0)
+        cfg.workers = w;
+    return stats_.to_json(cfg, w ? w : (cfg.workers ? cfg.workers : online_cpus()),
+                          inflight_.load(std::memory_order_relaxed),
+                          max_inflight_.load(std::memory_order_relaxed), histograms);
+}
+
+void Device::reset_stats() noexcept {
+    stats_.reset();
+    max_inflight_.store(inflight_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+void Device::write_stats_file() const noexcept {
+    try {
+        std::string path = config().stats_file;
+        if (path.empty())
+            return;
+        for (std::size_t at = path.find("%p"); at != std::string::npos; at = path.find("%p", at))
+            path.replace(at, 2, std::to_string(getpid()));
+        const std::string json = stats_json(true);
+        FILE *f = std::fopen(path.c_str(), "w");
+        if (!f) {
+            SIMACCEL_LOG_ERROR("stats-file '%s': cannot open: %s", path.c_str(), std::strerror(errno));
+            return;
+        }
+        std::fwrite(json.data(), 1, json.size(), f);
+        std::fputc('\n', f);
+        std::fclose(f);
+    } catch (...) {
+    }
+}
+
+// Fork: threads do not survive it. The parent's Core goes on; the child forgets it (its threads
+// are gone, its locks may be held by them) and starts a new one on first use.
+void Device::atfork_prepare() noexcept { get().mu_.lock(); }
+
+void Device::atfork_parent() noexcept { get().mu_.unlock(); }
+
+void Device::atfork_child() noexcept {
+    Device &d = get();
+    // Leaked on purpose: destroying it would join threads that do not exist in this process.
+    d.core_.store(nullptr, std::memory_order_relaxed);
+    d.generation_.fetch_add(1, std::memory_order_relaxed);
+    d.inflight_.store(0, std::memory_order_relaxed);
+    d.max_inflight_.store(0, std::memory_order_relaxed);
+    d.down_until_.store(0, std::memory_order_relaxed);
+    d.resolved_workers_.store(0, std::memory_order_relaxed);
+    d.stats_.reset();
+    d.mu_.unlock();
+}
+
+} // namespace simaccel
