@@ -1,0 +1,343 @@
+// The device on its own: admission, order, exactly-once completion, timing floor, faults,
+// poll modes, reset, shutdown and fork.
+#include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "device_test_util.h"
+
+using namespace simaccel;
+using namespace std::chrono_literals;
+using test::base_config;
+using test::TestRequest;
+
+namespace {
+
+void configure(Device &dev, const std::string &opts) {
+    std::string err;
+    ASSERT_TRUE(dev.configure(base_config(opts), &err)) << err;
+}
+
+} // namespace
+
+TEST(Device, BusyExactlyAtQueueDepth) {
+    Device dev;
+    configure(dev, "workers=1 queue-depth=4");
+    std::atomic<bool> release{false};
+    std::vector<std::unique_ptr<TestRequest>> reqs;
+    for (int i = 0; i < 5; ++i) {
+        auto r = std::make_unique<TestRequest>();
+        r->work = [&](bool) {
+            while (!release.load())
+                std::this_thread::sleep_for(100us);
+            return true;
+        };
+        reqs.push_back(std::move(r));
+    }
+    for (int i = 0; i < 4; ++i)
+        ASSERT_EQ(dev.try_submit(reqs[i].get()), Submit::kAccepted) << i;
+    EXPECT_EQ(dev.try_submit(reqs[4].get()), Submit::kBusy);
+    EXPECT_EQ(dev.stats().op(OpClass::kNull).busy.load(), 1u);
+    release = true;
+    for (int i = 0; i < 4; ++i)
+        ASSERT_TRUE(reqs[i]->wait());
+    // Room again once they left.
+    reqs[4]->rearm();
+    ASSERT_EQ(dev.try_submit(reqs[4].get()), Submit::kAccepted);
+    ASSERT_TRUE(reqs[4]->wait());
+}
+
+TEST(Device, FifoPerInstance) {
+    Device dev;
+    configure(dev, "workers=1 instances=1");
+    std::mutex mu;
+    std::vector<int> order;
+    std::vector<std::unique_ptr<TestRequest>> reqs;
+    for (int i = 0; i < 200; ++i) {
+        auto r = std::make_unique<TestRequest>();
+        r->work = [&, i](bool) {
+            std::lock_guard lock(mu);
+            order.push_back(i);
+            return true;
+        };
+        reqs.push_back(std::move(r));
+    }
+    for (auto &r : reqs)
+        ASSERT_EQ(dev.try_submit(r.get()), Submit::kAccepted);
+    for (auto &r : reqs)
+        ASSERT_TRUE(r->wait());
+    std::vector<int> expect(200);
+    for (int i = 0; i < 200; ++i)
+        expect[i] = i;
+    EXPECT_EQ(order, expect);
+}
+
+TEST(Device, ManyThreadsEveryRequestCompletesExactlyOnce) {
+    Device dev;
+    configure(dev, "workers=2 instances=2 queue-depth=256");
+    constexpr int kThreads = 4, kPerThread = 5000;
+    std::vector<std::unique_ptr<TestRequest>> reqs(kThreads * kPerThread);
+    for (auto &r : reqs)
+        r = std::make_unique<TestRequest>();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kPerThread; ++i) {
+                TestRequest *r = reqs[t * kPerThread + i].get();
+                while (dev.try_submit(r) == Submit::kBusy)
+                    std::this_thread::yield();
+            }
+        });
+    for (auto &t : threads)
+        t.join();
+    for (auto &r : reqs)
+        ASSERT_TRUE(r->wait());
+    std::this_thread::sleep_for(10ms); // a duplicate completion would land by now
+    for (auto &r : reqs)
+        ASSERT_EQ(r->completions.load(), 1);
+    const OpStats &st = dev.stats().op(OpClass::kNull);
+    EXPECT_EQ(st.submitted.load(), static_cast<std::uint64_t>(kThreads * kPerThread));
+    EXPECT_EQ(st.completed.load() + st.failed.load(), st.submitted.load());
+    EXPECT_EQ(st.failed.load(), 0u);
+    EXPECT_EQ(dev.inflight(), 0u);
+}
+
+TEST(Device, FixedLatencyIsAFloor) {
+    Device dev;
+    configure(dev, "workers=2 latency=fixed:2ms");
+    std::vector<std::uint64_t> lat;
+    for (int i = 0; i < 100; ++i) {
+        TestRequest r;
+        const std::uint64_t t0 = monotonic_ns();
+        ASSERT_EQ(dev.try_submit(&r), Submit::kAccepted);
+        ASSERT_TRUE(r.wait());
+        const std::uint64_t d = r.done_ns - t0;
+        EXPECT_GE(d, 2'000'000u) << "completed early, sample " << i;
+        lat.push_back(d);
+    }
+    std::sort(lat.begin(), lat.end());
+    const std::uint64_t median = lat[lat.size() / 2];
+    // io_uring timers are precise to tens of microseconds on an idle machine; allow for a busy one.
+    EXPECT_LT(median, 2'600'000u) << "median " << median << " ns";
+}
+
+TEST(Device, PerClassLatencyOverridesTheDefault) {
+    Device dev;
+    configure(dev, "workers=1 latency=fixed:20ms latency-null=fixed:1ms");
+    TestRequest r;
+    const std::uint64_t t0 = monotonic_ns();
+    ASSERT_EQ(dev.try_submit(&r), Submit::kAccepted);
+    ASSERT_TRUE(r.wait());
+    EXPECT_GE(r.done_ns - t0, 1'000'000u);
+    EXPECT_LT(r.done_ns - t0, 15'000'000u);
+}
+
+TEST(Device, SignalsTheEventfdAfterPublishingTheStatus) {
+    Device dev;
+    configure(dev, "workers=1 latency=fixed:1ms");
+    const int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    TestRequest r;
+    r.signal_fd = fd;
+    ASSERT_EQ(dev.try_submit(&r), Submit::kAccepted);
+    std::uint64_t v = 0;
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (read(fd, &v, sizeof v) != sizeof v) {
+        ASSERT_LT(std::chrono::steady_clock::now(), until) << "eventfd never signalled";
+        std::this_thread::sleep_for(50us);
+    }
+    EXPECT_EQ(v, 1u);
+    // The status was published before the signal.
+    EXPECT_EQ(r.status.load(std::memory_order_acquire), Status::kOk);
+    ASSERT_TRUE(r.wait());
+    close(fd);
+}
+
+TEST(Device, CapacityLimitsRequestsInService) {
+    Device dev;
+    configure(dev, "workers=2 capacity=2 latency=fixed:10ms");
+    std::vector<std::unique_ptr<TestRequest>> reqs(10);
+    const std::uint64_t t0 = monotonic_ns();
+    for (auto &r : reqs) {
+        r = std::make_unique<TestRequest>();
+        ASSERT_EQ(dev.try_submit(r.get()), Submit::kAccepted);
+    }
+    std::uint64_t last = 0;
+    for (auto &r : reqs) {
+        ASSERT_TRUE(r->wait());
+        last = std::max(last, r->done_ns);
+    }
+    // 10 requests, 2 at a time, 10 ms each: at least 5 rounds.
+    EXPECT_GE(last - t0, 50'000'000u);
+}
+
+TEST(Device, FaultErrorFailsWithoutRunningTheWork) {
+    Device dev;
+    configure(dev, "workers=1 fault-error=1");
+    TestRequest r;
+    bool ran = false;
+    r.work = [&](bool) { return ran = true; };
+    ASSERT_EQ(dev.try_submit(&r), Submit::kAccepted);
+    ASSERT_TRUE(r.wait());
+    EXPECT_EQ(r.status.load(), Status::kDeviceError);
+    EXPECT_FALSE(ran);
+    EXPECT_EQ(dev.stats().op(OpClass::kNull).failed.load(), 1u);
+}
+
+TEST(Device, FaultBusyAndCorruptFollowTheSeed) {
+    auto run = [](std::uint64_t seed) {
+        Device dev;
+        std::string err;
+        Config cfg = base_config("workers=1 fault-busy=0.5 fault-corrupt=0.5");
+        cfg.fault_seed = seed;
+        EXPECT_TRUE(dev.configure(cfg, &err)) << err;
+        std::string seq;
+        for (int i = 0; i < 64; ++i) {
+            TestRequest r;
+            if (dev.try_submit(&r) == Submit::kBusy) {
+                seq += 'B';
+                continue;
+            }
+            EXPECT_TRUE(r.wait());
+            seq += r.corrupted ? 'C' : '.';
+        }
+        return seq;
+    };
+    const std::string a = run(42), b = run(42), c = run(43);
+    EXPECT_EQ(a, b);
+    EXPECT_NE(a, c);
+    EXPECT_NE(a.find('B'), std::string::npos);
+    EXPECT_NE(a.find('C'), std::string::npos);
+    EXPECT_NE(a.find('.'), std::string::npos);
+}
+
+TEST(Device, ResetFailsInFlightAndRefusesDuringDowntime) {
+    Device dev;
+    configure(dev, "workers=1 latency=fixed:200ms reset-downtime=50ms");
+    TestRequest r;
+    ASSERT_EQ(dev.try_submit(&r), Submit::kAccepted);
+    std::this_thread::sleep_for(5ms);
+    dev.reset();
+    ASSERT_TRUE(r.wait(1s)) << "a reset must fail requests in flight at once";
+    EXPECT_EQ(r.status.load(), Status::kReset);
+    TestRequest during;
+    EXPECT_EQ(dev.try_submit(&during), Submit::kDown);
+    EXPECT_TRUE(dev.is_down());
+    std::this_thread::sleep_for(60ms);
+    TestRequest after;
+    ASSERT_EQ(dev.try_submit(&after), Submit::kAccepted);
+    ASSERT_TRUE(after.wait());
+    EXPECT_EQ(after.status.load(), Status::kOk);
+}
+
+TEST(Device, ExternalPollModeHoldsCompletionsUntilPoll) {
+    Device dev;
+    configure(dev, "workers=1 poll-mode=external");
+    std::vector<std::unique_ptr<TestRequest>> reqs(8);
+    for (auto &r : reqs) {
+        r = std::make_unique<TestRequest>();
+        ASSERT_EQ(dev.try_submit(r.get()), Submit::kAccepted);
+    }
+    std::this_thread::sleep_for(50ms);
+    for (auto &r : reqs)
+        EXPECT_EQ(r->completions.load(), 0) << "completed without a poll";
+    unsigned delivered = 0;
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (delivered < reqs.size() && std::chrono::steady_clock::now() < until)
+        delivered += dev.poll();
+    EXPECT_EQ(delivered, reqs.size());
+    for (auto &r : reqs)
+        EXPECT_EQ(r->completions.load(), 1);
+}
+
+TEST(Device, CoalesceDeliversInBatches) {
+    Device dev;
+    configure(dev, "workers=2 poll-mode=coalesce:4,200ms");
+    std::vector<std::unique_ptr<TestRequest>> reqs(8);
+    for (auto &r : reqs) {
+        r = std::make_unique<TestRequest>();
+        ASSERT_EQ(dev.try_submit(r.get()), Submit::kAccepted);
+    }
+    for (auto &r : reqs)
+        ASSERT_TRUE(r->wait());
+    // Two batches of four: the deliveries within a batch are close together, the batch waits for
+    // the fourth; a lone request waits for the window.
+    TestRequest lone;
+    const std::uint64_t t0 = monotonic_ns();
+    ASSERT_EQ(dev.try_submit(&lone), Submit::kAccepted);
+    ASSERT_TRUE(lone.wait());
+    EXPECT_GE(lone.done_ns - t0, 200'000'000u) << "a lone completion waits for the window";
+}
+
+TEST(Device, ShutdownCompletesOrFailsEveryRequest) {
+    Device dev;
+    configure(dev, "workers=1 latency=fixed:50ms");
+    std::vector<std::unique_ptr<TestRequest>> reqs(50);
+    for (auto &r : reqs) {
+        r = std::make_unique<TestRequest>();
+        ASSERT_EQ(dev.try_submit(r.get()), Submit::kAccepted);
+    }
+    dev.shutdown();
+    for (auto &r : reqs) {
+        EXPECT_EQ(r->completions.load(), 1);
+        const Status s = r->status.load();
+        EXPECT_TRUE(s == Status::kOk || s == Status::kShutdown) << status_name(s);
+    }
+    EXPECT_EQ(dev.inflight(), 0u);
+    // Starts again on the next submission.
+    TestRequest again;
+    ASSERT_EQ(dev.try_submit(&again), Submit::kAccepted);
+    ASSERT_TRUE(again.wait());
+}
+
+TEST(Device, ForkedChildCanSubmit) {
+    Device &dev = Device::get();
+    std::string err;
+    ASSERT_TRUE(dev.configure(base_config("workers=2 latency=fixed:20ms"), &err)) << err;
+    TestRequest parent_req;
+    ASSERT_EQ(dev.try_submit(&parent_req), Submit::kAccepted); // in flight across the fork
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        // The child starts clean and gets its own threads.
+        TestRequest r;
+        if (dev.inflight() != 0 || dev.try_submit(&r) != Submit::kAccepted || !r.wait(5s) ||
+            r.status.load() != Status::kOk)
+            _exit(1);
+        const pid_t grandchild = fork();
+        if (grandchild == 0) {
+            TestRequest g;
+            _exit(dev.try_submit(&g) == Submit::kAccepted && g.wait(5s) ? 0 : 1);
+        }
+        int st = 0;
+        waitpid(grandchild, &st, 0);
+        _exit(WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 2);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+    ASSERT_TRUE(parent_req.wait()) << "the parent's request must still complete";
+    EXPECT_EQ(parent_req.status.load(), Status::kOk);
+    dev.shutdown();
+}
+
+TEST(Device, StatsJsonHasTheDesignFields) {
+    Device dev;
+    configure(dev, "workers=1");
+    TestRequest r;
+    ASSERT_EQ(dev.try_submit(&r), Submit::kAccepted);
+    ASSERT_TRUE(r.wait());
+    const std::string j = dev.stats_json();
+    for (const char *k : {"\"null\"", "\"submitted\":1", "\"completed\":1", "\"failed\":0",
+                          "\"busy\":0", "\"retried\"", "\"fallback\"", "\"p50\"", "\"p90\"",
+                          "\"p99\"", "\"max\"", "\"inflight\":0", "\"max_inflight\":1",
+                          "\"workers\":1", "\"config\":{", "\"queue-depth\""})
+        EXPECT_NE(j.find(k), std::string::npos) << k << " missing in " << j;
+}

@@ -1,0 +1,36 @@
+// The latency histogram: bucket bounds, percentiles within the promised precision.
+#include <gtest/gtest.h>
+
+#include "simaccel/stats.h"
+
+using simaccel::LatencyHistogram;
+
+TEST(Histogram, BucketUpperBoundsContainTheValue) {
+    for (std::uint64_t v : {0ull, 1ull, 15ull, 16ull, 17ull, 1000ull, 123456ull, 999999999ull,
+                            (1ull << 40) + 12345ull}) {
+        const unsigned b = LatencyHistogram::bucket_of(v);
+        EXPECT_GE(LatencyHistogram::bucket_upper(b), v) << v;
+        if (b > 0) {
+            EXPECT_LT(LatencyHistogram::bucket_upper(b - 1), v) << v;
+        }
+        // 1/16 relative precision.
+        EXPECT_LE(LatencyHistogram::bucket_upper(b), v + v / 16 + 1) << v;
+    }
+}
+
+TEST(Histogram, PercentilesOfAUniformSet) {
+    LatencyHistogram h;
+    for (std::uint64_t i = 1; i <= 10000; ++i)
+        h.record(i * 1000); // 1us .. 10ms
+    EXPECT_EQ(h.count(), 10000u);
+    EXPECT_EQ(h.max(), 10'000'000u);
+    const auto near = [](std::uint64_t got, double want) {
+        return got >= want * 0.99 && got <= want * 1.07;
+    };
+    EXPECT_TRUE(near(h.percentile(0.5), 5e6)) << h.percentile(0.5);
+    EXPECT_TRUE(near(h.percentile(0.9), 9e6)) << h.percentile(0.9);
+    EXPECT_TRUE(near(h.percentile(0.99), 9.9e6)) << h.percentile(0.99);
+    h.reset();
+    EXPECT_EQ(h.count(), 0u);
+    EXPECT_EQ(h.percentile(0.5), 0u);
+}
