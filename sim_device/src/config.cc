@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <initializer_list>
 #include <new>
 #include <system_error>
 #include <utility>
@@ -25,8 +26,12 @@ constexpr std::uint64_t kMaxKeyDuration = 3600ull * 1'000'000'000ull;
 constexpr bool is_space(char c) noexcept {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
-constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-constexpr char to_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; }
+constexpr bool is_digit(char c) noexcept {
+    return c >= '0' && c <= '9';
+}
+constexpr char to_lower(char c) noexcept {
+    return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+}
 constexpr char ctrl_char(char c) noexcept {
     return c == '-' ? '_' : (c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c);
 }
@@ -146,7 +151,9 @@ template <auto Field, unsigned Lo, unsigned Hi> bool parse_unsigned(Config &c, s
     c.*Field = v;
     return true;
 }
-template <auto Field> std::string get_unsigned(const Config &c) { return std::to_string(c.*Field); }
+template <auto Field> std::string get_unsigned(const Config &c) {
+    return std::to_string(c.*Field);
+}
 
 bool parse_workers(Config &c, std::string_view s) {
     if (iequals(s, "auto")) {
@@ -159,8 +166,12 @@ std::string get_workers(const Config &c) {
     return c.workers == 0 ? std::string("auto") : std::to_string(c.workers);
 }
 
-bool parse_latency_key(Config &c, std::string_view s) { return parse_key_latency(s, &c.latency); }
-std::string get_latency_key(const Config &c) { return format_latency(c.latency); }
+bool parse_latency_key(Config &c, std::string_view s) {
+    return parse_key_latency(s, &c.latency);
+}
+std::string get_latency_key(const Config &c) {
+    return format_latency(c.latency);
+}
 
 template <std::size_t I> bool parse_latency_class(Config &c, std::string_view s) {
     if (iequals(s, "inherit")) {
@@ -281,8 +292,7 @@ bool parse_fault_seed(Config &c, std::string_view s) {
     if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
         s.remove_prefix(2);
         const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
-        if (s.front() == '-' || s.front() == '+' || ec != std::errc() ||
-            p != s.data() + s.size())
+        if (s.front() == '-' || s.front() == '+' || ec != std::errc() || p != s.data() + s.size())
             return false;
     } else if (!parse_uint(s, &v)) {
         return false;
@@ -290,12 +300,16 @@ bool parse_fault_seed(Config &c, std::string_view s) {
     c.fault_seed = v;
     return true;
 }
-std::string get_fault_seed(const Config &c) { return std::to_string(c.fault_seed); }
+std::string get_fault_seed(const Config &c) {
+    return std::to_string(c.fault_seed);
+}
 
 template <auto Field> bool parse_bool_key(Config &c, std::string_view s) {
     return parse_bool(s, &(c.*Field));
 }
-template <auto Field> std::string get_bool(const Config &c) { return c.*Field ? "yes" : "no"; }
+template <auto Field> std::string get_bool(const Config &c) {
+    return c.*Field ? "yes" : "no";
+}
 
 bool parse_max_retries(Config &c, std::string_view s) {
     return parse_unsigned<&Config::max_retries, 0, 1'000'000'000>(c, s);
@@ -304,7 +318,9 @@ bool parse_max_retries(Config &c, std::string_view s) {
 bool parse_reset_downtime(Config &c, std::string_view s) {
     return parse_key_duration(s, &c.reset_downtime_ns);
 }
-std::string get_reset_downtime(const Config &c) { return format_duration(c.reset_downtime_ns); }
+std::string get_reset_downtime(const Config &c) {
+    return format_duration(c.reset_downtime_ns);
+}
 
 bool parse_stats_file(Config &c, std::string_view s) {
     if (s.empty() || iequals(s, "none")) {
@@ -341,39 +357,47 @@ struct Spec {
     bool allow_empty; // stats-file: an empty value means "none"
 };
 
-// `latency-<class>` and `LATENCY_<CLASS>` for op class I, built at compile time from
-// kOpClassNames so that a new class gets its key without anyone writing it down. The buffers
-// keep a terminating NUL (see ConfigKey).
+// Concatenates `parts` into a NUL-terminated buffer of N characters at compile time; `ctrl`
+// spells the result in UPPER_SNAKE.
+template <std::size_t N>
+constexpr std::array<char, N + 1> join(std::initializer_list<std::string_view> parts,
+                                       bool ctrl = false) {
+    std::array<char, N + 1> a{};
+    std::size_t j = 0;
+    for (auto part : parts)
+        for (char c : part)
+            a[j++] = ctrl ? ctrl_char(c) : c;
+    if (j != N)
+        throw "join: length mismatch"; // not a constant expression: fails the build
+    return a;
+}
+
+// The row of `latency-<class>` / `LATENCY_<CLASS>`, built from kOpClassNames so that a new op
+// class gets its key without anyone writing it down.
 template <std::size_t I> struct ClassLatencyKey {
+    static constexpr std::string_view kClass = kOpClassNames[I];
     static constexpr std::string_view kPrefix = "latency-";
-    static constexpr std::size_t kLen = kPrefix.size() + kOpClassNames[I].size();
-    static constexpr std::array<char, kLen + 1> kNameBuf = [] {
-        std::array<char, kLen + 1> a{};
-        std::size_t j = 0;
-        for (char c : kPrefix)
-            a[j++] = c;
-        for (char c : kOpClassNames[I])
-            a[j++] = c;
-        return a;
-    }();
-    static constexpr std::array<char, kLen + 1> kCtrlBuf = [] {
-        auto a = kNameBuf;
-        for (auto &c : a)
-            c = ctrl_char(c);
-        return a;
-    }();
+    static constexpr std::string_view kDocHead = "Service-time floor of `";
+    static constexpr std::string_view kDocTail = "` operations; `inherit` uses `latency`.";
+    static constexpr std::size_t kLen = kPrefix.size() + kClass.size();
+    static constexpr std::size_t kDocLen = kDocHead.size() + kClass.size() + kDocTail.size();
+    static constexpr auto kName = join<kLen>({kPrefix, kClass});
+    static constexpr auto kCtrl = join<kLen>({kPrefix, kClass}, true);
+    static constexpr auto kDoc = join<kDocLen>({kDocHead, kClass, kDocTail});
+
     static constexpr Spec spec() {
-        return {std::string_view(kNameBuf.data(), kLen),
-                std::string_view(kCtrlBuf.data(), kLen),
-                "latency",
-                "inherit (= latency)",
-                "fixed:150us",
-                "Service-time floor for this op class only; `inherit` uses `latency`.",
-                "`inherit` or a latency: `0`, `fixed:D`, `uniform:D1,D2`, `normal:MEAN,SD`, "
-                "`exp:MEAN` (D at most 3600s)",
-                &parse_latency_class<I>,
-                &get_latency_class<I>,
-                false};
+        return {
+            std::string_view(kName.data(), kLen),
+            std::string_view(kCtrl.data(), kLen),
+            "latency",
+            "inherit (= latency)",
+            "fixed:150us",
+            std::string_view(kDoc.data(), kDocLen),
+            "`inherit` or a latency: `0`, `fixed:D`, `uniform:D1,D2` (D1 <= D2), `normal:MEAN,SD`, "
+            "`exp:MEAN` (D at most 3600s)",
+            &parse_latency_class<I>,
+            &get_latency_class<I>,
+            false};
     }
 };
 
@@ -382,91 +406,198 @@ constexpr std::size_t kNumKeys = 18 + kNumOpClasses;
 constexpr std::array<Spec, kNumKeys> kSpecs = [] {
     std::array<Spec, kNumKeys> t{};
     std::size_t n = 0;
-    t[n++] = {"workers", "WORKERS", "unsigned", "auto (online CPUs)", "4",
+    t[n++] = {"workers",
+              "WORKERS",
+              "unsigned",
+              "auto (online CPUs)",
+              "4",
               "Worker threads that execute requests: the device's compute engines.",
-              "`auto` (online CPUs) or an integer 1..1024", &parse_workers, &get_workers,
+              "`auto` (online CPUs) or an integer 1..1024",
+              &parse_workers,
+              &get_workers,
               false};
-    t[n++] = {"instances", "INSTANCES", "unsigned", "1", "2",
+    t[n++] = {"instances",
+              "INSTANCES",
+              "unsigned",
+              "1",
+              "2",
               "Queue pairs; application threads map to instances round-robin.",
-              "an integer 1..64", &parse_unsigned<&Config::instances, 1, 64>,
-              &get_unsigned<&Config::instances>, false};
-    t[n++] = {"queue-depth", "QUEUE_DEPTH", "unsigned", "1024", "256",
+              "an integer 1..64",
+              &parse_unsigned<&Config::instances, 1, 64>,
+              &get_unsigned<&Config::instances>,
+              false};
+    t[n++] = {"queue-depth",
+              "QUEUE_DEPTH",
+              "unsigned",
+              "1024",
+              "256",
               "Requests one instance holds (queued + in service); when full, submissions are "
               "refused as busy.",
-              "an integer 1..1048576", &parse_unsigned<&Config::queue_depth, 1, 1048576>,
-              &get_unsigned<&Config::queue_depth>, false};
-    t[n++] = {"capacity", "CAPACITY", "unsigned", "0 (unlimited)", "8",
+              "an integer 1..1048576",
+              &parse_unsigned<&Config::queue_depth, 1, 1048576>,
+              &get_unsigned<&Config::queue_depth>,
+              false};
+    t[n++] = {"capacity",
+              "CAPACITY",
+              "unsigned",
+              "0 (unlimited)",
+              "8",
               "Requests in service at once (modeled parallel units); the rest wait queued.",
               "an integer 0..1048576 (0 = unlimited)",
-              &parse_unsigned<&Config::capacity, 0, 1048576>, &get_unsigned<&Config::capacity>,
+              &parse_unsigned<&Config::capacity, 0, 1048576>,
+              &get_unsigned<&Config::capacity>,
               false};
-    t[n++] = {"latency", "LATENCY", "latency", "0", "normal:1ms,100us",
+    t[n++] = {"latency",
+              "LATENCY",
+              "latency",
+              "0",
+              "normal:1ms,100us",
               "Service-time floor of every request: it completes no earlier than this after "
               "entering service.",
               "a latency: `0`, `fixed:D`, `uniform:D1,D2` (D1 <= D2), `normal:MEAN,SD`, "
               "`exp:MEAN` (D at most 3600s)",
-              &parse_latency_key, &get_latency_key, false};
+              &parse_latency_key,
+              &get_latency_key,
+              false};
     [&]<std::size_t... I>(std::index_sequence<I...>) {
         ((t[n++] = ClassLatencyKey<I>::spec()), ...);
-    }(std::make_index_sequence<kNumOpClasses>{});
-    t[n++] = {"poll-mode", "POLL_MODE", "poll-mode", "event", "coalesce:16,50us",
+    }
+    (std::make_index_sequence<kNumOpClasses>{});
+    t[n++] = {"poll-mode",
+              "POLL_MODE",
+              "poll-mode",
+              "event",
+              "coalesce:16,50us",
               "How completions are delivered: `event` at once, `external` when the application "
               "polls (engine ctrl POLL), `coalesce:N,D` when N are ready or D has passed.",
               "`event`, `external` or `coalesce:N,D` (N 1..67108864, D a duration > 0, at most "
               "3600s)",
-              &parse_poll_mode, &get_poll_mode, false};
-    t[n++] = {"offload", "OFFLOAD", "class-list", "all", "rsa-priv,ecdsa-sign,ecdh",
+              &parse_poll_mode,
+              &get_poll_mode,
+              false};
+    t[n++] = {"offload",
+              "OFFLOAD",
+              "class-list",
+              "all",
+              "rsa-priv,ecdsa-sign,ecdh",
               "Op classes sent to the device; the others run in software inline.",
               "`all`, `none` or a comma-separated list of op classes (rsa-priv, rsa-pub, "
               "ecdsa-sign, ecdsa-verify, ecdh, x25519, x448, ed25519, ed448, null)",
-              &parse_offload, &get_offload, false};
-    t[n++] = {"fault-busy", "FAULT_BUSY", "probability", "0", "0.01",
+              &parse_offload,
+              &get_offload,
+              false};
+    t[n++] = {"fault-busy",
+              "FAULT_BUSY",
+              "probability",
+              "0",
+              "0.01",
               "Probability that a submission is refused as if the ring were full.",
               "a probability 0..1, as `0.25` or `25%`",
               &parse_probability_key<&Config::fault_busy>,
-              &get_probability<&Config::fault_busy>, false};
-    t[n++] = {"fault-error", "FAULT_ERROR", "probability", "0", "0.001",
+              &get_probability<&Config::fault_busy>,
+              false};
+    t[n++] = {"fault-error",
+              "FAULT_ERROR",
+              "probability",
+              "0",
+              "0.001",
               "Probability that a request completes with a device error.",
               "a probability 0..1, as `0.25` or `25%`",
               &parse_probability_key<&Config::fault_error>,
-              &get_probability<&Config::fault_error>, false};
-    t[n++] = {"fault-stall", "FAULT_STALL", "stall", "0", "1%:20ms",
+              &get_probability<&Config::fault_error>,
+              false};
+    t[n++] = {"fault-stall",
+              "FAULT_STALL",
+              "stall",
+              "0",
+              "1%:20ms",
               "`P:D`: probability P that a completion is delayed by D.",
               "`0` or `P:D` (P a probability, as `0.01` or `1%`; D a duration > 0, at most "
               "3600s)",
-              &parse_fault_stall, &get_fault_stall, false};
-    t[n++] = {"fault-corrupt", "FAULT_CORRUPT", "probability", "0", "0.001",
+              &parse_fault_stall,
+              &get_fault_stall,
+              false};
+    t[n++] = {"fault-corrupt",
+              "FAULT_CORRUPT",
+              "probability",
+              "0",
+              "0.001",
               "Probability that an RSA/ECDSA result comes back corrupted.",
               "a probability 0..1, as `0.25` or `25%`",
               &parse_probability_key<&Config::fault_corrupt>,
-              &get_probability<&Config::fault_corrupt>, false};
-    t[n++] = {"fault-seed", "FAULT_SEED", "u64", "0 (random)", "42",
+              &get_probability<&Config::fault_corrupt>,
+              false};
+    t[n++] = {"fault-seed",
+              "FAULT_SEED",
+              "u64",
+              "0 (random)",
+              "42",
               "Seed of the fault draws; a fixed seed replays the same fault sequence per "
               "instance.",
               "an integer 0..18446744073709551615, decimal or 0x hex (0 = random)",
-              &parse_fault_seed, &get_fault_seed, false};
-    t[n++] = {"verify", "VERIFY", "bool", "no", "yes",
+              &parse_fault_seed,
+              &get_fault_seed,
+              false};
+    t[n++] = {"verify",
+              "VERIFY",
+              "bool",
+              "no",
+              "yes",
               "Check each RSA/ECDSA private-key result in software before returning it.",
               "`yes`, `no`, `true`, `false`, `on`, `off`, `1` or `0`",
-              &parse_bool_key<&Config::verify>, &get_bool<&Config::verify>, false};
-    t[n++] = {"sw-fallback", "SW_FALLBACK", "bool", "no", "yes",
+              &parse_bool_key<&Config::verify>,
+              &get_bool<&Config::verify>,
+              false};
+    t[n++] = {"sw-fallback",
+              "SW_FALLBACK",
+              "bool",
+              "no",
+              "yes",
               "On device error or device down, compute in software instead of failing.",
               "`yes`, `no`, `true`, `false`, `on`, `off`, `1` or `0`",
-              &parse_bool_key<&Config::sw_fallback>, &get_bool<&Config::sw_fallback>, false};
-    t[n++] = {"max-retries", "MAX_RETRIES", "unsigned", "0 (unlimited)", "100",
+              &parse_bool_key<&Config::sw_fallback>,
+              &get_bool<&Config::sw_fallback>,
+              false};
+    t[n++] = {"max-retries",
+              "MAX_RETRIES",
+              "unsigned",
+              "0 (unlimited)",
+              "100",
               "Busy (EAGAIN) resubmissions per request before it fails with a clear error.",
-              "an integer 0..1000000000 (0 = unlimited)", &parse_max_retries,
-              &get_unsigned<&Config::max_retries>, false};
-    t[n++] = {"reset-downtime", "RESET_DOWNTIME", "duration", "100ms", "1s",
+              "an integer 0..1000000000 (0 = unlimited)",
+              &parse_max_retries,
+              &get_unsigned<&Config::max_retries>,
+              false};
+    t[n++] = {"reset-downtime",
+              "RESET_DOWNTIME",
+              "duration",
+              "100ms",
+              "1s",
               "After DEVICE_RESET, how long the device refuses submissions as down.",
               "a duration such as `500ns`, `150us`, `1.5ms`, `2s` or `0` (at most 3600s)",
-              &parse_reset_downtime, &get_reset_downtime, false};
-    t[n++] = {"stats-file", "STATS_FILE", "path", "none", "/tmp/simaccel-stats.json",
+              &parse_reset_downtime,
+              &get_reset_downtime,
+              false};
+    t[n++] = {"stats-file",
+              "STATS_FILE",
+              "path",
+              "none",
+              "/tmp/simaccel-stats.json",
               "Write the stats JSON to this file at exit.",
-              "a file path; empty or `none` for no file", &parse_stats_file, &get_stats_file,
+              "a file path; empty or `none` for no file",
+              &parse_stats_file,
+              &get_stats_file,
               true};
-    t[n++] = {"log", "LOG", "log-level", "warn", "info", "Messages written to stderr.",
-              "`off`, `error`, `warn`, `info` or `debug`", &parse_log, &get_log, false};
+    t[n++] = {"log",
+              "LOG",
+              "log-level",
+              "warn",
+              "info",
+              "Messages written to stderr.",
+              "`off`, `error`, `warn`, `info` or `debug`",
+              &parse_log,
+              &get_log,
+              false};
     if (n != kNumKeys)
         throw "kNumKeys does not match the table"; // not a constant expression: fails the build
     return t;
@@ -545,9 +676,8 @@ void error_bad_value(std::string *err, const Spec &s, std::string_view value) no
 }
 
 bool contains_control(std::string_view s) noexcept {
-    return std::any_of(s.begin(), s.end(), [](char c) {
-        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-    });
+    return std::any_of(s.begin(), s.end(),
+                       [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
 bool set_from_spec(const Spec &s, Config &cfg, std::string_view value, std::string *err) noexcept {
@@ -589,16 +719,17 @@ bool set_from_spec(const Spec &s, Config &cfg, std::string_view value, std::stri
     }
 }
 
-template <std::size_t I> bool set_key(Config &cfg, std::string_view value, std::string *err) noexcept {
+template <std::size_t I>
+bool set_key(Config &cfg, std::string_view value, std::string *err) noexcept {
     return set_from_spec(kSpecs[I], cfg, value, err);
 }
 
 constexpr std::array<ConfigKey, kNumKeys> kKeys = []<std::size_t... I>(std::index_sequence<I...>) {
-    return std::array<ConfigKey, kNumKeys>{ConfigKey{kSpecs[I].name, kSpecs[I].ctrl, kSpecs[I].type,
-                                                     kSpecs[I].default_text, kSpecs[I].example,
-                                                     kSpecs[I].doc, kSpecs[I].values,
-                                                     &set_key<I>, kSpecs[I].get}...};
-}(std::make_index_sequence<kNumKeys>{});
+    return std::array<ConfigKey, kNumKeys>{ConfigKey{
+        kSpecs[I].name, kSpecs[I].ctrl, kSpecs[I].type, kSpecs[I].default_text, kSpecs[I].example,
+        kSpecs[I].doc, kSpecs[I].values, &set_key<I>, kSpecs[I].get}...};
+}
+(std::make_index_sequence<kNumKeys>{});
 
 constexpr std::uint64_t kUnitNs[] = {1, 1'000, 1'000'000, 1'000'000'000};
 constexpr std::string_view kUnitNames[] = {"ns", "us", "ms", "s"};
@@ -665,7 +796,9 @@ void append_json_string(std::string &out, std::string_view s) {
 // ---------------------------------------------------------------------------------------------
 // Public API
 
-std::span<const ConfigKey> config_keys() noexcept { return kKeys; }
+std::span<const ConfigKey> config_keys() noexcept {
+    return kKeys;
+}
 
 const ConfigKey *find_config_key(std::string_view name) noexcept {
     for (const auto &k : kKeys)

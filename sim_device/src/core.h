@@ -68,6 +68,7 @@ class Core {
     Request *take(unsigned &rr) noexcept;
     void execute(Request *req, detail::Rng &rng) noexcept;
     void wake_worker() noexcept;
+    bool runnable() const noexcept; // something queued and a capacity slot free
     void release_slot() noexcept;
 
     std::vector<std::unique_ptr<detail::Instance>> instances_;
@@ -79,6 +80,7 @@ class Core {
     alignas(detail::kCacheLine) std::atomic<std::uint64_t> queued_{0}; // pushed, not yet taken
     alignas(detail::kCacheLine) std::atomic<std::uint32_t> in_service_{0};
     alignas(detail::kCacheLine) std::atomic<std::uint32_t> sleepers_{0};
+    std::atomic<std::uint32_t> spinning_{0}; // idle workers still polling `queued_`
     std::atomic<std::uint32_t> doorbell_{0}; // futex word the idle workers wait on
     std::atomic<std::uint32_t> submitters_{0}; // inside try_submit; shutdown waits for 0
     std::atomic<bool> stopping_{false};

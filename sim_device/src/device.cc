@@ -63,6 +63,9 @@ unsigned online_cpus() noexcept {
     return n > 0 ? static_cast<unsigned>(n) : 1u;
 }
 
+// How long an idle worker polls for new work before it sleeps on the doorbell.
+constexpr std::uint64_t kSpinNs = 20'000;
+
 // Each application thread is mapped to an instance once, round-robin.
 thread_local std::uint32_t t_instance = UINT32_MAX;
 thread_local std::uint64_t t_instance_gen = 0;
@@ -199,8 +202,9 @@ Submit Core::try_submit(Request *req) noexcept {
     queued_.fetch_add(1, std::memory_order_seq_cst);
     const bool pushed = in.ring.try_push(req);
     (void)pushed; // guaranteed by the occupancy check
-    // seq_cst pair with the idle protocol in worker_main().
-    if (sleepers_.load(std::memory_order_seq_cst) > 0)
+    // seq_cst pair with the idle protocol in worker_main(). A spinning worker will see the
+    // request by itself; only when none spins does a sleeper need the (syscall) wake-up.
+    if (sleepers_.load(std::memory_order_seq_cst) > 0 && spinning_.load(std::memory_order_seq_cst) == 0)
         wake_worker();
     submitters_.fetch_sub(1, std::memory_order_release);
     return Submit::kAccepted;
@@ -215,6 +219,11 @@ void Core::release_slot() noexcept {
     in_service_.fetch_sub(1, std::memory_order_seq_cst);
     if (queued_.load(std::memory_order_seq_cst) > 0 && sleepers_.load(std::memory_order_seq_cst) > 0)
         wake_worker();
+}
+
+bool Core::runnable() const noexcept {
+    return queued_.load(std::memory_order_seq_cst) > 0 &&
+           (!cfg.capacity || in_service_.load(std::memory_order_seq_cst) < cfg.capacity);
 }
 
 Request *Core::take(unsigned &rr) noexcept {
@@ -264,18 +273,21 @@ void Core::worker_main(unsigned index) noexcept {
             return;
         // Brief spin: under load the next request is usually microseconds away, and a futex
         // round trip costs more than that.
+        spinning_.fetch_add(1, std::memory_order_seq_cst);
         bool found = false;
-        for (int i = 0; i < 200 && !found; ++i) {
-            cpu_relax();
-            found = queued_.load(std::memory_order_relaxed) > 0;
+        const std::uint64_t spin_until = monotonic_ns() + kSpinNs;
+        while (!(found = runnable()) && !stopping_.load(std::memory_order_relaxed)) {
+            for (int i = 0; i < 16; ++i)
+                cpu_relax();
+            if (monotonic_ns() > spin_until)
+                break;
         }
+        spinning_.fetch_sub(1, std::memory_order_seq_cst);
         if (found)
             continue;
         sleepers_.fetch_add(1, std::memory_order_seq_cst);
         const std::uint32_t bell = doorbell_.load(std::memory_order_acquire);
-        const bool runnable = queued_.load(std::memory_order_seq_cst) > 0 &&
-                              (!cfg.capacity || in_service_.load(std::memory_order_seq_cst) < cfg.capacity);
-        if (!runnable && !stopping_.load(std::memory_order_seq_cst))
+        if (!runnable() && !stopping_.load(std::memory_order_seq_cst))
             doorbell_.wait(bell, std::memory_order_acquire);
         sleepers_.fetch_sub(1, std::memory_order_relaxed);
     }

@@ -1,0 +1,86 @@
+// Internal interface of the simaccel ENGINE: the RSA and EC_KEY methods (rsa_ops.cc, ec_ops.cc),
+// the engine's error library (engine.cc) and the small RAII helpers they share.
+#pragma once
+
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/rsa.h>
+
+#include <cstddef>
+#include <memory>
+#include <utility>
+
+#include "simaccel/bridge.h"
+#include "simaccel/reasons.h"
+
+namespace simaccel::engine {
+
+// One-line deleters for OpenSSL objects, as BoringSSL's bssl::UniquePtr.
+template <auto Fn> struct Free {
+    template <class T> void operator()(T *p) const noexcept { Fn(p); }
+};
+using RsaPtr = std::unique_ptr<RSA, Free<RSA_free>>;
+using EcKeyPtr = std::unique_ptr<EC_KEY, Free<EC_KEY_free>>;
+using EcPointPtr = std::unique_ptr<EC_POINT, Free<EC_POINT_free>>;
+using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Free<ECDSA_SIG_free>>;
+using BignumPtr = std::unique_ptr<BIGNUM, Free<BN_clear_free>>;
+
+// An operation reference: the bridge's operations are reference counted, the front end drops its
+// reference with unref() (the device may still hold one for a moment after completion).
+struct Unref {
+    void operator()(Operation *op) const noexcept { op->unref(); }
+};
+template <class T> using OpPtr = std::unique_ptr<T, Unref>;
+
+// A heap byte buffer that is wiped when freed: inputs and results may be secrets (a decrypted
+// pre-master secret, an ECDH shared secret, a digest being signed).
+class SecureBuffer {
+  public:
+    SecureBuffer() noexcept = default;
+    SecureBuffer(const SecureBuffer &) = delete;
+    SecureBuffer &operator=(const SecureBuffer &) = delete;
+    SecureBuffer(SecureBuffer &&o) noexcept
+        : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+    SecureBuffer &operator=(SecureBuffer &&o) noexcept {
+        if (this != &o) {
+            reset();
+            data_ = std::exchange(o.data_, nullptr);
+            size_ = std::exchange(o.size_, 0);
+        }
+        return *this;
+    }
+    ~SecureBuffer() { reset(); }
+
+    // Allocates `n` zeroed bytes (at least one, so that data() is never null). False on OOM.
+    [[nodiscard]] bool allocate(std::size_t n) noexcept {
+        reset();
+        data_ = static_cast<unsigned char *>(OPENSSL_zalloc(n != 0 ? n : 1));
+        size_ = data_ != nullptr ? n : 0;
+        return data_ != nullptr;
+    }
+    // Allocates and copies `n` bytes from `src`.
+    [[nodiscard]] bool assign(const unsigned char *src, std::size_t n) noexcept;
+    void reset() noexcept {
+        if (data_ != nullptr)
+            OPENSSL_clear_free(data_, size_ != 0 ? size_ : 1);
+        data_ = nullptr;
+        size_ = 0;
+    }
+    unsigned char *data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }
+
+  private:
+    unsigned char *data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// The reporter through which the bridge raises simaccel reasons with the engine's error library.
+const ErrorReporter &error_reporter() noexcept;
+// Raises `reason` on the calling thread's ERR queue (with `detail` as the error data if non-null).
+void raise_error(Reason reason, const char *detail = nullptr) noexcept;
+
+// The engine's methods, created once per bound module. create_* return nullptr on failure.
+RSA_METHOD *create_rsa_method() noexcept;
+EC_KEY_METHOD *create_ec_key_method() noexcept;
+
+} // namespace simaccel::engine
