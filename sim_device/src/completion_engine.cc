@@ -84,8 +84,8 @@ bool CompletionEngine::start(std::string *err) {
 
 void CompletionEngine::post(Request *req) noexcept {
     inbox_.push(req);
-    // seq_cst pair with run(): either we see it sleeping, or it sees our push.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // seq_cst pair with run() (push and this load; its flag store and inbox load): either we
+    // see it sleeping, or it sees our push.
     if (sleeping_.load(std::memory_order_seq_cst))
         kick();
 }
@@ -281,7 +281,6 @@ void CompletionEngine::run() noexcept {
             next = next ? std::min(next, c) : c;
         }
         sleeping_.store(true, std::memory_order_seq_cst);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
         if (inbox_.empty() && !stop_.load(std::memory_order_acquire) &&
             core_.epoch_.load(std::memory_order_acquire) == seen_epoch_)
             wait_until(next);

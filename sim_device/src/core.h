@@ -1,7 +1,6 @@
 // The running part of the device: instance rings, worker threads and the completion engine.
-// One Core per start of the device; a stopped Core is retired, never freed while the process
-// lives, so that a submitter racing with shutdown or a forked child's stale pointers touch valid
-// memory.
+// One Core per start of the device; a stopped Core is retired into its Device and freed only
+// with the Device, so that a submitter racing with shutdown touches valid memory.
 #pragma once
 
 #include <atomic>

@@ -438,6 +438,14 @@ Device::Device() { policy_word_.store(pack_policy(cfg_), std::memory_order_relax
 
 Device::~Device() { shutdown(); }
 
+void Device::retire_locked(Core *core) noexcept {
+    try {
+        retired_.emplace_back(core);
+    } catch (...) {
+        // Out of memory: keep it alive rather than free what a racing submitter may touch.
+    }
+}
+
 bool Device::configure(const Config &cfg, std::string *err) {
     if (!config_validate(cfg, err))
         return false;
@@ -448,7 +456,8 @@ bool Device::configure(const Config &cfg, std::string *err) {
                             cfg.poll_mode != cfg_.poll_mode;
     if (core && structural) {
         core_.store(nullptr, std::memory_order_release);
-        core->stop(); // retired, not freed: see core.h
+        core->stop();
+        retire_locked(core);
     } else if (core) {
         core->set_model(cfg);
     }
@@ -494,7 +503,9 @@ Core *Device::start_locked() {
     std::string err;
     if (!c->start(&err)) {
         SIMACCEL_LOG_ERROR("%s", err.c_str());
-        return nullptr; // leaked on purpose: a failed start is rare and its threads are joined
+        c->stop();
+        retire_locked(c);
+        return nullptr;
     }
     resolved_workers_.store(workers, std::memory_order_relaxed);
     // release: a submitter that loads the pointer sees the fully started Core.
@@ -562,6 +573,7 @@ void Device::shutdown() noexcept {
         return;
     core_.store(nullptr, std::memory_order_release);
     core->stop();
+    retire_locked(core);
 }
 
 bool Device::running() const noexcept { return core_.load(std::memory_order_acquire) != nullptr; }
@@ -613,7 +625,16 @@ void Device::atfork_parent() noexcept { get().mu_.unlock(); }
 
 void Device::atfork_child() noexcept {
     Device &d = get();
-    // Leaked on purpose: destroying it would join threads that do not exist in this process.
+    // Never destroyed: destroying it would join threads that do not exist in this process.
+    if (Core *c = d.core_.load(std::memory_order_relaxed)) {
+        try {
+            d.abandoned_.push_back(c);
+        } catch (...) {
+        }
+    }
+    for (auto &r : d.retired_) // likewise for stopped ones: their joins happened in the parent
+        d.abandoned_.push_back(r.release());
+    d.retired_.clear();
     d.core_.store(nullptr, std::memory_order_relaxed);
     d.generation_.fetch_add(1, std::memory_order_relaxed);
     d.inflight_.store(0, std::memory_order_relaxed);

@@ -95,8 +95,9 @@ template <class T> class MpscStack {
         T *head = head_.load(std::memory_order_relaxed);
         do {
             node->next = head;
-            // release: publishes the node's contents to take_all().
-        } while (!head_.compare_exchange_weak(head, node, std::memory_order_release,
+            // seq_cst (not only release, which publishes the node to take_all()): the consumer's
+            // sleep protocol pairs this push with its own seq_cst flag store (Dekker).
+        } while (!head_.compare_exchange_weak(head, node, std::memory_order_seq_cst,
                                               std::memory_order_relaxed));
         return head == nullptr;
     }
@@ -113,7 +114,7 @@ template <class T> class MpscStack {
         }
         return rev;
     }
-    bool empty() const noexcept { return head_.load(std::memory_order_relaxed) == nullptr; }
+    bool empty() const noexcept { return head_.load(std::memory_order_seq_cst) == nullptr; }
 
   private:
     alignas(kCacheLine) std::atomic<T *> head_{nullptr};

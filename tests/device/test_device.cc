@@ -130,13 +130,16 @@ TEST(Device, FixedLatencyIsAFloor) {
 
 TEST(Device, PerClassLatencyOverridesTheDefault) {
     Device dev;
-    configure(dev, "workers=1 latency=fixed:20ms latency-null=fixed:1ms");
-    TestRequest r;
+    configure(dev, "workers=1 latency=fixed:300ms latency-null=fixed:1ms");
+    TestRequest fast, slow(OpClass::kEcdh);
     const std::uint64_t t0 = monotonic_ns();
-    ASSERT_EQ(dev.try_submit(&r), Submit::kAccepted);
-    ASSERT_TRUE(r.wait());
-    EXPECT_GE(r.done_ns - t0, 1'000'000u);
-    EXPECT_LT(r.done_ns - t0, 15'000'000u);
+    ASSERT_EQ(dev.try_submit(&fast), Submit::kAccepted);
+    ASSERT_EQ(dev.try_submit(&slow), Submit::kAccepted);
+    ASSERT_TRUE(fast.wait());
+    ASSERT_TRUE(slow.wait());
+    EXPECT_GE(fast.done_ns - t0, 1'000'000u);
+    EXPECT_LT(fast.done_ns - t0, 200'000'000u) << "latency-null did not override latency";
+    EXPECT_GE(slow.done_ns - t0, 300'000'000u) << "the default latency applies to other classes";
 }
 
 TEST(Device, SignalsTheEventfdAfterPublishingTheStatus) {

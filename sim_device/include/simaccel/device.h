@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "simaccel/config.h"
 #include "simaccel/op_class.h"
@@ -138,7 +139,14 @@ class Device {
     static void atfork_parent() noexcept;
     static void atfork_child() noexcept;
 
+    void retire_locked(Core *core) noexcept;
+
     mutable std::mutex mu_; // configuration, start and stop
+    // Stopped Cores, kept until the Device is destroyed: a submitter that loaded the pointer just
+    // before the stop may still touch it. Cores inherited through fork are never destroyed
+    // (their std::threads do not exist in the child).
+    std::vector<std::unique_ptr<Core>> retired_;
+    std::vector<Core *> abandoned_;
     Config cfg_;
     std::atomic<Core *> core_{nullptr}; // published with release once fully started
     Stats stats_;
