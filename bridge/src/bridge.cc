@@ -102,7 +102,8 @@ void wait_fd_cleanup(ASYNC_WAIT_CTX *, const void *, OSSL_ASYNC_FD, void *custom
 }
 
 // Finds or creates the ctx's eventfd: get_fd before set_wait_fd, never a second fd.
-WaitFd *wait_fd_for(ASYNC_WAIT_CTX *ctx) noexcept {
+WaitFd *wait_fd_for(ASYNC_WAIT_CTX *ctx, bool *added) noexcept {
+    *added = false;
     OSSL_ASYNC_FD fd = -1;
     void *custom = nullptr;
     if (ASYNC_WAIT_CTX_get_fd(ctx, &kWaitFdKeyObject, &fd, &custom) && custom)
@@ -119,8 +120,25 @@ WaitFd *wait_fd_for(ASYNC_WAIT_CTX *ctx) noexcept {
         w->unref();
         return nullptr;
     }
+    *added = true;
     return w;
 }
+
+// A wait fd registered by this call: withdrawn on return unless a pause reported it.
+struct FreshFd {
+    bool added = false;
+    ASYNC_WAIT_CTX *ctx = nullptr;
+    WaitFd *w = nullptr;
+    void reported() noexcept { ctx = nullptr; }
+    ~FreshFd() {
+        if (!ctx)
+            return;
+        // clear_fd removes a just-added entry without calling the cleanup: drop the ctx's
+        // reference ourselves. The next operation on this ctx registers a new fd.
+        if (ASYNC_WAIT_CTX_clear_fd(ctx, &kWaitFdKeyObject))
+            w->unref();
+    }
+};
 
 void capture_errors(Operation &op) noexcept {
     try {
@@ -249,13 +267,22 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
     ASYNC_JOB *job = ASYNC_get_current_job();
     ASYNC_WAIT_CTX *ctx = job ? ASYNC_get_wait_ctx(job) : nullptr;
     WaitFd *w = BridgeAccess::wait_fd(op);
+    // An fd set in this call and not yet reported: the application learns of a wait fd only when
+    // the job pauses (SSL_ERROR_WANT_ASYNC, then SSL_get_changed_async_fds), yet
+    // SSL_get_all_async_fds lists it at close; HAProxy then deletes an fd it never inserted and
+    // aborts. So an fd is either reported by a pause or withdrawn before we return.
+    FreshFd fresh;
     if (ctx && !w) {
-        w = wait_fd_for(ctx);
+        w = wait_fd_for(ctx, &fresh.added);
         if (!w) {
             raise(rep, Reason::kAsyncFailure, "%s: cannot create the wait fd: %s", cls_name,
                   std::strerror(errno));
             set_status(ctx, ASYNC_STATUS_ERR);
             return false;
+        }
+        if (fresh.added) {
+            fresh.ctx = ctx;
+            fresh.w = w;
         }
         w->ref(); // the operation's own reference
         BridgeAccess::wait_fd(op) = w;
@@ -314,6 +341,7 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
             if (auto cb = BridgeAccess::cb(op))
                 cb(BridgeAccess::cb_arg(op));
             ASYNC_pause_job();
+            fresh.reported();
         } else {
             backoff(retries);
         }
@@ -322,8 +350,12 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
     // DESIGN.md §5.5: resumes without completion are normal.
     Status s;
     if (ctx) {
-        while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending)
+        // At least one pause, even if the request is already done (its fd is then already
+        // readable and the resume immediate): see FreshFd, and QAT_Engine does the same.
+        do {
             ASYNC_pause_job();
+            fresh.reported();
+        } while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending);
         w->drain();
     } else {
         while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending)

@@ -117,6 +117,10 @@ void Core::set_model(const Config &c) noexcept {
     // A configured seed replays; a random one stays the same across live updates.
     const std::uint64_t seed = c.fault_seed ? c.fault_seed : (old ? old->seed : resolve_seed(0));
     models_.push_back(std::make_unique<detail::Model>(detail::Model::from(c, seed)));
+    // Setting a seed (again) replays its fault sequence from the start, per instance.
+    if (c.fault_seed)
+        for (auto &in : instances_)
+            in->fault_seq.store(0, std::memory_order_relaxed);
     // release: the worker that loads the pointer sees the whole Model.
     model_.store(models_.back().get(), std::memory_order_release);
 }
@@ -297,12 +301,16 @@ void Core::execute(Request *r, detail::Rng &rng) noexcept {
     // acquire: the Model published by set_model().
     const detail::Model *model = model_.load(std::memory_order_acquire);
     r->t_start = monotonic_ns();
+    // The modeled unit takes the request when it is submitted if capacity is unlimited, or when
+    // a capacity slot was free for it (about now). The emulator's own thread wake-up is not the
+    // device's queueing time and must not stretch the modeled latency.
+    const std::uint64_t entered_service = cfg.capacity ? r->t_start : r->t_submit;
     const bool current = r->epoch == epoch_.load(std::memory_order_acquire);
     if (current && !r->fault_error && r->execute)
         r->work_ok = r->execute(r, r->fault_corrupt);
     const std::uint64_t t_done = monotonic_ns();
     // DESIGN.md §3: complete at max(compute done, entered service + sampled latency).
-    std::uint64_t deadline = r->t_start + sample_latency(model->latency[index_of(r->op)], rng);
+    std::uint64_t deadline = entered_service + sample_latency(model->latency[index_of(r->op)], rng);
     if (r->fault_stall)
         deadline = std::max(deadline, t_done) + model->fault_stall.delay_ns;
     r->deadline = deadline;

@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# The benchmark report in one command: writes bench/results/<date>/ with CSV, PNG plots and a
+# summary.md of ratios, with the machine (nproc, CPU model, OpenSSL version, kernel, load) beside:
+#   (a) openssl speed ops/s against async_jobs (bench/speed.sh: engine, provider if built,
+#       software one process and -multi 2);
+#   (b) TLS handshakes/s against HAProxy nbthread 1, sync vs ssl-mode-async + simaccel, with an
+#       RSA-3072 and a P-256 certificate, a new connection per request;
+#   (c) CDFs of device request latency under two latency models;
+#   (d) the device round-trip microbenchmark (<build>/bench/device_bench).
+#
+# Usage: bench/report.sh [--seconds N] [--out DIR] [--build DIR] [--quick]
+#   --seconds N  seconds per measurement (default 5)
+#   --out DIR    result directory (default bench/results/<date>)
+#   --build DIR  build directory (default build/release, configured and built if missing)
+#   --quick      a fast smoke run: 1 s measurements, fewer async_jobs depths
+# Numbers mean something only on an otherwise idle machine: the load average is recorded.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/.." && pwd)
+seconds=5
+quick=0
+out=""
+build=$src/build/release
+OPENSSL=${OPENSSL:-openssl}
+
+usage() { sed -n '2,17s/^# \{0,1\}//p' "$0"; }
+while (($#)); do
+    case $1 in
+    --seconds) seconds=${2:?}; shift 2 ;;
+    --out) out=${2:?}; shift 2 ;;
+    --build) build=${2:?}; shift 2 ;;
+    --quick) quick=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "report.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+((quick)) && seconds=1
+[[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "report.sh: --seconds wants a positive integer" >&2; exit 2; }
+if ((quick)); then
+    jobs_list="1 16"
+    hs_seconds=3
+    lat_seconds=1
+    bench_min_time=0.05
+else
+    jobs_list="1 4 8 16 32 64"
+    hs_seconds=$((seconds * 2))
+    lat_seconds=$seconds
+    bench_min_time=1
+fi
+hs_clients=64
+
+say() { printf 'report: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+for prog in python3 gnuplot; do
+    command -v "$prog" >/dev/null || die "$prog is missing (scripts/install-deps.sh installs it)"
+done
+
+# The build: the release preset by default, configured and built when missing.
+if [[ ! -f $build/engines-3/simaccel.so && ! -f $build/ossl-modules/simaccel.so ]]; then
+    if [[ $build == "$src/build/release" ]]; then
+        say "building the release preset in $build"
+        (cd "$src" && cmake --preset release >/dev/null && cmake --build --preset release -j2) >&2
+    else
+        die "no simaccel module in '$build': build it first"
+    fi
+fi
+build=$(cd "$build" && pwd)
+engine_so=$build/engines-3/simaccel.so
+provider_so=$build/ossl-modules/simaccel.so
+
+out=${out:-$src/bench/results/$(date +%Y-%m-%d_%H%M%S)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/simaccel-report.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]:+${PIDS[@]}}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]:+${PIDS[@]}}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+# Every step runs with only the configuration it asks for.
+export OPENSSL_CONF=/dev/null
+unset SIMACCEL_OPTS
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+machine() {
+    echo "date:        $(date -Iseconds)"
+    echo "host:        $(uname -n)"
+    echo "kernel:      $(uname -srm)"
+    echo "cpu:         $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+    echo "nproc:       $(nproc)"
+    echo "memory:      $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "openssl:     $("$OPENSSL" version)"
+    echo "haproxy:     $(command -v haproxy >/dev/null && haproxy -v | head -n 1 || echo none)"
+    echo "h2load:      $(command -v h2load >/dev/null && h2load --version | head -n 1 || echo none)"
+    echo "simaccel:    $(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)"
+    echo "build:       $build ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt" 2>/dev/null))"
+    echo "engine:      $([[ -f $engine_so ]] && echo built || echo 'not built')"
+    echo "provider:    $([[ -f $provider_so ]] && echo built || echo 'not built')"
+    echo "mode:        $( ((quick)) && echo quick || echo full), --seconds $seconds"
+}
+machine >"$out/machine.txt"
+load_start=$(loadavg)
+say "results in $out (load average $load_start)"
+awk '{ if ($1 >= 1.0) exit 1 }' /proc/loadavg ||
+    say "warning: load average ${load_start%% *} >= 1: other work shares the cores, numbers are pessimistic"
+
+# (a) ----------------------------------------------------------------------------------------------
+say "(a) openssl speed sweep"
+if ! "$here/speed.sh" -s "$seconds" -o "$out/speed" --build "$build" -j "$jobs_list" >&2; then
+    say "warning: speed.sh reported failed runs (see $out/speed/speed.log)"
+fi
+if [[ -f $out/speed/speed.csv ]]; then
+    python3 "$here/plot/prepare.py" speed "$out/speed/speed.csv" "$tmp"
+    for alg in rsa2048 ecdsap256 ecdhp256; do
+        gnuplot -e "dat='$tmp/speed.$alg.dat'; out='$out/speed.$alg.png'; alg='$alg'" \
+            "$here/plot/speed.gp" 2>>"$out/gnuplot.log" || say "warning: plot speed.$alg failed"
+    done
+fi
+
+# (b) ----------------------------------------------------------------------------------------------
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port_free "$p" && { echo "$p"; return 0; }
+    done
+    die "no free port"
+}
+wait_listen() { # PORT PID
+    for _ in $(seq 150); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+# h2load_rate LOG: "SECONDS REQ_PER_S" from h2load's "finished in 1.23s, 456.78 req/s" line.
+h2load_rate() {
+    sed -nE 's/^finished in ([0-9.]+)(m?s), ([0-9.]+) req\/s.*/\1 \2 \3/p' "$1" |
+        awk '{ print ($2 == "ms" ? $1 / 1000 : $1), $3 }'
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
+
+# hs_run CERT MODE: one HAProxy (nbthread 1) for one certificate and mode, a warm-up, then
+# $hs_clients concurrent clients for $hs_seconds, each request on a new TLS 1.2 connection
+# (ECDHE P-256, AES128-GCM: a cheap client) with a full handshake: h2load resumes sessions
+# when it reconnects, so the server has no session cache and no tickets. Appends a row to handshakes.csv.
+hs_run() {
+    local cert=$1 mode=$2 port cfg=$tmp/hs.$1.$2.cfg log=$tmp/hs.$1.$2.log
+    local -a envs=(OPENSSL_CONF=/dev/null)
+    local async=0 cls=rsa-priv
+    [[ $cert == p256 ]] && cls=ecdsa-sign
+    case $mode in
+    sync) ;;
+    async-engine)
+        async=1
+        envs=("OPENSSL_CONF=$src/conf/simaccel-engine.cnf" "OPENSSL_ENGINES=$build/engines-3"
+            "SIMACCEL_OPTS=stats-file=$tmp/hs.$cert.$mode.%p.json") ;;
+    async-provider)
+        async=1
+        envs=("OPENSSL_CONF=$src/conf/simaccel-provider.cnf" "OPENSSL_MODULES=$build/ossl-modules"
+            "SIMACCEL_OPTS=stats-file=$tmp/hs.$cert.$mode.%p.json") ;;
+    esac
+    port=$(pick_port)
+    {
+        echo "global"
+        echo "    nbthread 1"
+        echo "    maxconn 8192"
+        echo "    tune.ssl.cachesize 0"
+        ((async)) && echo "    ssl-mode-async"
+        echo "defaults"
+        echo "    mode http"
+        echo "    timeout connect 5s"
+        echo "    timeout client 30s"
+        echo "    timeout server 30s"
+        echo "frontend fe"
+        echo "    bind 127.0.0.1:$port ssl crt $tmp/$cert.pem ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2 no-tls-tickets ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256 curves P-256"
+        echo "    http-request return status 200 content-type text/plain string ok"
+    } >"$cfg"
+    env "${envs[@]}" haproxy -db -f "$cfg" >"$log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    local status=ok hs=0 failed=0 hps=0 server_cpu=0 busy=0 offloaded=- elapsed=0
+    if ! wait_listen "$port" "$pid"; then
+        status="haproxy did not start"
+    else
+        local url=https://127.0.0.1:$port/
+        local -a h2=(h2load --h1 -t 1 -H "Connection: close" --groups=P-256
+            --ciphers=ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256)
+        # h2load's timed mode (-D) hangs at its end when it reconnects: the run is a request
+        # count sized from the warm-up's rate to last about $hs_seconds.
+        timeout -k 5 60 "${h2[@]}" -n 200 -c 16 "$url" >"$tmp/warm.log" 2>&1 || true
+        local n
+        n=$(h2load_rate "$tmp/warm.log" | awk -v s="$hs_seconds" '{ n = int($2 * s); print (n < 200 ? 200 : n) }')
+        n=${n:-200}
+        local t0 m0 t1 m1
+        t0=$(cpu_ticks "$pid")
+        m0=$(machine_ticks)
+        timeout -k 5 $((hs_seconds * 5 + 60)) "${h2[@]}" -c "$hs_clients" -n "$n" "$url" \
+            >"$out/h2load.$cert.$mode.log" 2>&1 || true
+        t1=$(cpu_ticks "$pid")
+        m1=$(machine_ticks)
+        local r elapsed
+        r=$(sed -nE 's/^requests: .* ([0-9]+) succeeded, ([0-9]+) failed.*/\1 \2/p' "$out/h2load.$cert.$mode.log")
+        elapsed=$(h2load_rate "$out/h2load.$cert.$mode.log" | cut -d' ' -f1)
+        hs=${r% *}
+        failed=${r#* }
+        [[ -n $r && -n $elapsed ]] || { hs=0; failed=0; elapsed=1; status="no h2load summary"; }
+        local tck
+        tck=$(getconf CLK_TCK)
+        hps=$(awk -v n="$hs" -v s="$elapsed" 'BEGIN { printf "%.1f", n / s }')
+        server_cpu=$(awk -v a="$t0" -v b="$t1" -v t="$tck" -v s="$elapsed" 'BEGIN { printf "%.2f", (b - a) / t / s }')
+        busy=$(awk -v a="${m0% *}" -v A="${m0#* }" -v b="${m1% *}" -v B="${m1#* }" \
+            'BEGIN { printf "%.0f", (B > A) ? 100 * (b - a) / (B - A) : 0 }')
+        kill -0 "$pid" 2>/dev/null || status="haproxy died during the run"
+    fi
+    # Graceful stop: the device writes its stats at exit.
+    if kill -USR1 "$pid" 2>/dev/null; then
+        for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    kill "$pid" 2>/dev/null || true
+    local rc=0
+    wait "$pid" 2>/dev/null || rc=$?
+    ((rc == 0)) || [[ $status != ok ]] || status="haproxy exit status $rc"
+    if ((async)); then
+        local f=$tmp/hs.$cert.$mode.$pid.json
+        if [[ -s $f ]]; then
+            cp "$f" "$out/stats.$cert.$mode.json"
+            offloaded=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops"].get(sys.argv[2], {}).get("completed", 0))' "$f" "$cls")
+        else
+            offloaded="no stats"
+        fi
+    fi
+    if [[ $status != ok ]]; then
+        cp "$log" "$out/haproxy.$cert.$mode.log"
+        say "warning: $cert $mode: $status (log: haproxy.$cert.$mode.log)"
+    fi
+    say "(b) $cert $mode: $hps handshakes/s ($hs in ${elapsed:-?}s, $failed failed), server cpu $server_cpu cores, machine ${busy}% busy, $status"
+    echo "$cert,$mode,TLSv1.2,$hs_clients,${elapsed:-0},$hs,$failed,$hps,$server_cpu,$busy,$offloaded,$status" >>"$out/handshakes.csv"
+}
+
+if command -v haproxy >/dev/null && command -v h2load >/dev/null; then
+    say "(b) TLS handshakes against HAProxy nbthread 1"
+    "$OPENSSL" genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$tmp/rsa3072.key" 2>/dev/null
+    "$OPENSSL" genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/p256.key" 2>/dev/null
+    for c in rsa3072 p256; do
+        "$OPENSSL" req -new -x509 -key "$tmp/$c.key" -out "$tmp/$c.crt" -days 2 -subj /CN=localhost 2>/dev/null
+        cat "$tmp/$c.crt" "$tmp/$c.key" >"$tmp/$c.pem"
+    done
+    echo "cert,mode,tls,clients,seconds,handshakes,failed,handshakes_per_s,server_cpu_cores,machine_busy_pct,offloaded,status" >"$out/handshakes.csv"
+    modes=(sync)
+    [[ -f $engine_so ]] && modes+=(async-engine)
+    [[ -f $provider_so ]] && modes+=(async-provider)
+    for c in rsa3072 p256; do
+        for m in "${modes[@]}"; do hs_run "$c" "$m"; done
+    done
+    # One row per certificate, one column per mode.
+    python3 - "$out/handshakes.csv" "${modes[@]}" >"$tmp/handshakes.dat" <<'PY'
+import csv, sys
+path, *modes = sys.argv[1:]
+rows = list(csv.DictReader(open(path)))
+print("cert " + " ".join(modes))
+for cert in dict.fromkeys(r["cert"] for r in rows):
+    vals = {r["mode"]: r["handshakes_per_s"] for r in rows if r["cert"] == cert}
+    print(cert + " " + " ".join(vals.get(m, "0") for m in modes))
+PY
+    gnuplot -e "dat='$tmp/handshakes.dat'; out='$out/handshakes.png'" "$here/plot/handshakes.gp" \
+        2>>"$out/gnuplot.log" || say "warning: plot handshakes failed"
+else
+    say "(b) skipped: haproxy or h2load is not installed (scripts/install-deps.sh installs them)"
+fi
+
+# (c) ----------------------------------------------------------------------------------------------
+if [[ -f $engine_so ]]; then
+    say "(c) latency CDFs"
+    models=("fixed:200us" "exp:500us")
+    specs=()
+    for m in "${models[@]}"; do
+        name=${m//:/-}
+        SIMACCEL_OPTS="latency=$m stats-file=$out/lat.$name.json" OPENSSL_ENGINES=$build/engines-3 \
+            timeout -k 5 $((lat_seconds * 4 + 60)) "$OPENSSL" speed -engine simaccel -async_jobs 8 \
+            -seconds "$lat_seconds" ecdsap256 >"$tmp/lat.$name.log" 2>&1 ||
+            say "warning: latency run $m failed"
+        [[ -s $out/lat.$name.json ]] && specs+=("$m=$out/lat.$name.json")
+    done
+    if ((${#specs[@]})); then
+        python3 "$here/plot/prepare.py" cdf "$out/latency_cdf.csv" "${specs[@]}"
+        # gnuplot blocks (one per model, separated by two blank lines): upper_us cdf.
+        python3 - "$out/latency_cdf.csv" >"$tmp/latency_cdf.dat" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+for i, m in enumerate(dict.fromkeys(r["model"] for r in rows)):
+    if i:
+        print("\n")
+    print(f"# {m}")
+    print("0 0")
+    for r in rows:
+        if r["model"] == m:
+            print(r["upper_us"], r["cdf"])
+PY
+        names=$(python3 -c 'import csv,sys; print(" ".join(dict.fromkeys(r["model"] for r in csv.DictReader(open(sys.argv[1])))))' "$out/latency_cdf.csv")
+        gnuplot -e "dat='$tmp/latency_cdf.dat'; out='$out/latency_cdf.png'; models='$names'" \
+            "$here/plot/latency_cdf.gp" 2>>"$out/gnuplot.log" || say "warning: plot latency CDF failed"
+    fi
+fi
+
+# (d) ----------------------------------------------------------------------------------------------
+if [[ -x $build/bench/device_bench ]]; then
+    say "(d) device_bench"
+    # JSON, turned into CSV here: Google Benchmark's CSV reporter aborts when benchmarks report
+    # different counters.
+    if timeout -k 5 600 "$build/bench/device_bench" --benchmark_format=json \
+        --benchmark_min_time="$bench_min_time" >"$out/device_bench.json" 2>"$tmp/device_bench.err"; then
+        python3 "$here/plot/prepare.py" benchcsv "$out/device_bench.json" "$out/device_bench.csv"
+    else
+        say "warning: device_bench failed: $(tail -n 3 "$tmp/device_bench.err")"
+    fi
+else
+    say "(d) skipped: no $build/bench/device_bench (SIMACCEL_BUILD_BENCH=ON builds it)"
+fi
+
+echo "load:        $load_start at start, $(loadavg) at end (1, 5, 15 min)" >>"$out/machine.txt"
+[[ -s $out/gnuplot.log ]] || rm -f "$out/gnuplot.log"
+python3 "$here/plot/prepare.py" summary "$out" >"$out/summary.md"
+say "wrote $out/summary.md"

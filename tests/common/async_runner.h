@@ -1,0 +1,45 @@
+// Runs a batch of operations the three ways an application drives simaccel: synchronously (no
+// ASYNC job), as many ASYNC jobs on one thread woken through their wait fds (poll(), as
+// `openssl speed -async_jobs` does), or as jobs woken by the ASYNC_WAIT_CTX callback. Records
+// every breach of the async contract (DESIGN.md §5) it can observe from the outside.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace simaccel::test {
+
+enum class Mode { kSync, kFd, kCallback };
+const char *mode_name(Mode m) noexcept;
+
+class Task {
+  public:
+    virtual ~Task() = default;
+    // The operation. Inside a job this runs on a 32 KB fiber: no large locals, no exceptions, no
+    // gtest assertions; keep results in members and check them afterwards on the test thread.
+    virtual bool run() noexcept = 0;
+    // Device completions this task causes (one per offloaded operation). Callback mode expects
+    // the callback to fire with a non-EAGAIN status at least that many times.
+    unsigned expected_completions = 0;
+};
+
+struct RunReport {
+    std::size_t tasks = 0;
+    std::size_t succeeded = 0;     // run() returned true
+    std::size_t pauses = 0;        // ASYNC_start_job returned ASYNC_PAUSE
+    std::size_t eagain_pauses = 0; // ... with the wait ctx status ASYNC_STATUS_EAGAIN
+    std::size_t eagain_fd_ready = 0; // fd mode: ... and the wait fd already readable
+    std::size_t callbacks = 0;     // callback mode: every callback
+    std::size_t callbacks_eagain = 0; // ... that read ASYNC_STATUS_EAGAIN from the wait ctx
+    std::vector<std::string> violations; // contract breaches and timeouts, human readable
+};
+
+// Runs every task to completion (or until `timeout`). In the async modes all tasks are started
+// at once, one ASYNC_WAIT_CTX each, on the calling thread.
+RunReport run_tasks(Mode mode, std::span<Task *const> tasks,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+} // namespace simaccel::test

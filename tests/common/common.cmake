@@ -1,0 +1,17 @@
+# Shared helpers of the OpenSSL-level tests (engine and provider): the Frontend abstraction, the
+# ASYNC job driver, key and certificate helpers, the software reference and the tests' main().
+# Included by each test folder that needs it; defines the library once.
+if(NOT TARGET simaccel_test_common)
+  add_library(simaccel_test_common STATIC
+    ${CMAKE_CURRENT_LIST_DIR}/async_runner.cc
+    ${CMAKE_CURRENT_LIST_DIR}/frontend.cc
+    ${CMAKE_CURRENT_LIST_DIR}/json.cc
+    ${CMAKE_CURRENT_LIST_DIR}/keys.cc
+    ${CMAKE_CURRENT_LIST_DIR}/test_main.cc)
+  target_include_directories(simaccel_test_common PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+  # The software reference uses the legacy RSA/EC_KEY methods and the engine frontend the ENGINE
+  # API, both deprecated in OpenSSL 3 but exactly what these tests must exercise.
+  target_compile_definitions(simaccel_test_common PUBLIC OPENSSL_SUPPRESS_DEPRECATED)
+  target_link_libraries(simaccel_test_common PUBLIC GTest::gtest OpenSSL::SSL OpenSSL::Crypto
+    Threads::Threads PRIVATE simaccel_warnings)
+endif()

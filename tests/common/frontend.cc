@@ -1,0 +1,251 @@
+// Engine and provider frontends, the stats reader and the tests' main().
+#include "frontend.h"
+
+#include <cstdlib>
+#include <cctype>
+#include <vector>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+
+#include "ossl_ptr.h"
+
+namespace simaccel::test {
+
+std::string drain_errors() {
+    std::string out;
+    const char *file = nullptr, *func = nullptr, *data = nullptr;
+    int line = 0, flags = 0;
+    while (unsigned long code = ERR_get_error_all(&file, &line, &func, &data, &flags)) {
+        char buf[256];
+        ERR_error_string_n(code, buf, sizeof buf);
+        if (!out.empty())
+            out += "; ";
+        out += buf;
+        if (data != nullptr && (flags & ERR_TXT_STRING) != 0) {
+            out += " [";
+            out += data;
+            out += "]";
+        }
+    }
+    return out.empty() ? "no error on the queue" : out;
+}
+
+// --- stats ------------------------------------------------------------------------------------
+
+OpCounters StatsSnapshot::op(std::string_view op_class) const {
+    OpCounters c;
+    if (!doc_)
+        return c;
+    // The class object is the one carrying the counters, wherever the document nests it.
+    const Json *o = doc_->find(op_class, [](const Json &j) { return j.get("submitted") != nullptr; });
+    if (o == nullptr)
+        return c;
+    auto field = [o](std::string_view k) -> std::uint64_t {
+        const Json *v = o->get(k);
+        auto n = v ? v->number() : std::nullopt;
+        return n ? static_cast<std::uint64_t>(*n) : 0;
+    };
+    c.submitted = field("submitted");
+    c.completed = field("completed");
+    c.failed = field("failed");
+    c.busy = field("busy");
+    c.retried = field("retried");
+    c.fallback = field("fallback");
+    c.inline_sw = field("software");
+    return c;
+}
+
+std::optional<std::uint64_t> StatsSnapshot::device(std::string_view key) const {
+    if (!doc_)
+        return std::nullopt;
+    const Json *v = doc_->get(key);
+    if (v == nullptr) {
+        if (const Json *dev = doc_->get("device"))
+            v = dev->get(key);
+    }
+    auto n = v ? v->number() : std::nullopt;
+    if (!n)
+        return std::nullopt;
+    return static_cast<std::uint64_t>(*n);
+}
+
+std::optional<std::string> StatsSnapshot::config(std::string_view key) const {
+    if (!doc_)
+        return std::nullopt;
+    const Json *cfg = doc_->get("config");
+    const Json *v = cfg ? cfg->get(key) : nullptr;
+    return v ? v->text() : std::nullopt;
+}
+
+StatsSnapshot Frontend::stats() {
+    std::string err;
+    auto text = stats_text(&err);
+    if (!text) {
+        ADD_FAILURE() << name() << ": cannot read the stats: " << err;
+        return {};
+    }
+    auto doc = Json::parse(*text, &err);
+    if (!doc) {
+        ADD_FAILURE() << name() << ": stats are not JSON (" << err << "): " << *text;
+        return {};
+    }
+    return StatsSnapshot(std::move(*doc));
+}
+
+// --- engine -----------------------------------------------------------------------------------
+
+std::unique_ptr<EngineFrontend> EngineFrontend::create(std::string *why) {
+    ENGINE_load_builtin_engines();
+    // Falls back to the `dynamic` engine, which loads $OPENSSL_ENGINES/simaccel.so.
+    ENGINE *e = ENGINE_by_id("simaccel");
+    if (e == nullptr) {
+        const char *dir = std::getenv("OPENSSL_ENGINES");
+        *why = std::string("ENGINE_by_id(\"simaccel\") failed (OPENSSL_ENGINES=") +
+               (dir ? dir : "unset") + "): " + drain_errors();
+        return nullptr;
+    }
+    if (!ENGINE_init(e)) {
+        *why = "ENGINE_init(simaccel) failed: " + drain_errors();
+        ENGINE_free(e);
+        return nullptr;
+    }
+    std::unique_ptr<EngineFrontend> f(new EngineFrontend(e));
+    // Every RSA and EC key created from now on (by any provider-side keymgmt in this process)
+    // carries the engine's methods: keys are made after this point.
+    if (!ENGINE_set_default(e, ENGINE_METHOD_RSA | ENGINE_METHOD_EC)) {
+        *why = "ENGINE_set_default(simaccel, RSA|EC) failed: " + drain_errors();
+        return nullptr;
+    }
+    return f;
+}
+
+EngineFrontend::~EngineFrontend() {
+    ENGINE_unregister_RSA(e_);
+    ENGINE_unregister_EC(e_);
+    ENGINE_finish(e_);
+    ENGINE_free(e_);
+}
+
+// The single place that knows how the engine hands out its stats: GET_STATS fills a char *
+// that the caller frees with OPENSSL_free.
+std::optional<std::string> EngineFrontend::stats_text(std::string *err) {
+    char *text = nullptr;
+    if (!ENGINE_ctrl_cmd(e_, "GET_STATS", 0, &text, nullptr, 0) || text == nullptr) {
+        *err = "ENGINE_ctrl_cmd(GET_STATS) failed: " + drain_errors();
+        OPENSSL_free(text);
+        return std::nullopt;
+    }
+    std::string s(text);
+    OPENSSL_free(text);
+    return s;
+}
+
+bool EngineFrontend::ctrl_string(const char *ctrl, const char *value) {
+    return ENGINE_ctrl_cmd_string(e_, ctrl, value, 0) == 1;
+}
+
+bool EngineFrontend::set_config(std::string_view key, std::string_view value) {
+    std::string ctrl;
+    for (char c : key)
+        ctrl.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    return ctrl_string(ctrl.c_str(), std::string(value).c_str());
+}
+
+// --- provider ---------------------------------------------------------------------------------
+
+std::unique_ptr<ProviderFrontend> ProviderFrontend::create(std::string *why) {
+    std::unique_ptr<ProviderFrontend> f(new ProviderFrontend());
+    f->libctx_ = OSSL_LIB_CTX_new();
+    if (f->libctx_ == nullptr) {
+        *why = "OSSL_LIB_CTX_new failed";
+        return nullptr;
+    }
+    f->default_ = OSSL_PROVIDER_load(f->libctx_, "default");
+    if (f->default_ == nullptr) {
+        *why = "cannot load the default provider: " + drain_errors();
+        return nullptr;
+    }
+    f->simaccel_ = OSSL_PROVIDER_load(f->libctx_, "simaccel");
+    if (f->simaccel_ == nullptr) {
+        const char *dir = std::getenv("OPENSSL_MODULES");
+        *why = std::string("provider simaccel not available yet (OSSL_PROVIDER_load failed, "
+                           "OPENSSL_MODULES=") +
+               (dir ? dir : "unset") + "): " + drain_errors();
+        return nullptr;
+    }
+    return f;
+}
+
+ProviderFrontend::~ProviderFrontend() {
+    if (simaccel_)
+        OSSL_PROVIDER_unload(simaccel_);
+    if (default_)
+        OSSL_PROVIDER_unload(default_);
+    OSSL_LIB_CTX_free(libctx_);
+}
+
+std::optional<std::string> ProviderFrontend::stats_text(std::string *err) {
+    // The parameter may be answered as a pointer or copied into our buffer; accept both.
+    const char *ptr = nullptr;
+    OSSL_PARAM by_ptr[] = {OSSL_PARAM_utf8_ptr("simaccel-stats", &ptr, 0), OSSL_PARAM_END};
+    if (OSSL_PROVIDER_get_params(simaccel_, by_ptr) && OSSL_PARAM_modified(by_ptr) && ptr)
+        return std::string(ptr);
+    ERR_clear_error();
+    std::vector<char> buf(1 << 20);
+    OSSL_PARAM by_copy[] = {OSSL_PARAM_utf8_string("simaccel-stats", buf.data(), buf.size()),
+                            OSSL_PARAM_END};
+    if (OSSL_PROVIDER_get_params(simaccel_, by_copy) && OSSL_PARAM_modified(by_copy))
+        return std::string(buf.data());
+    *err = "OSSL_PROVIDER_get_params(simaccel-stats) failed: " + drain_errors();
+    return std::nullopt;
+}
+
+bool ProviderFrontend::offloads(std::string_view op_class) const noexcept {
+    return op_class == "rsa-priv" || op_class == "ecdsa-sign" || op_class == "ecdh";
+}
+
+// --- process-wide -----------------------------------------------------------------------------
+
+namespace {
+std::unique_ptr<Frontend> g_frontend;
+std::string g_unavailable = "the frontend environment did not run";
+} // namespace
+
+Frontend *active_frontend() noexcept { return g_frontend.get(); }
+
+EngineFrontend *active_engine() noexcept {
+    if (g_frontend && g_frontend->kind() == FrontendKind::kEngine)
+        return static_cast<EngineFrontend *>(g_frontend.get());
+    return nullptr;
+}
+
+const std::string &frontend_unavailable_reason() noexcept { return g_unavailable; }
+
+void FrontendEnvironment::SetUp() {
+    const char *which = std::getenv("SIMACCEL_TEST_FRONTEND");
+    std::string kind = which && *which ? which : "engine";
+    std::string why;
+    if (kind == "engine") {
+        g_frontend = EngineFrontend::create(&why);
+    } else if (kind == "provider") {
+        g_frontend = ProviderFrontend::create(&why);
+    } else {
+        why = "SIMACCEL_TEST_FRONTEND must be 'engine' or 'provider', not '" + kind + "'";
+    }
+    if (!g_frontend)
+        g_unavailable = kind + " frontend unavailable: " + why;
+}
+
+void FrontendEnvironment::TearDown() { g_frontend.reset(); }
+
+int run_all_tests(int argc, char **argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    ::testing::AddGlobalTestEnvironment(new FrontendEnvironment);
+    return RUN_ALL_TESTS();
+}
+
+} // namespace simaccel::test

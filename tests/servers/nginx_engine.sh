@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# nginx with `ssl_engine simaccel;` (the engine made default in the master, workers forked:
+# the synchronous path, the device restarted lazily in each worker) serves full TLS handshakes
+# on an RSA-2048 and an EC P-256 certificate; after a graceful stop (SIGQUIT) every worker's
+# stats file accounts for its share of the private-key operations.
+source "$(dirname "$0")/lib.sh"
+require_engine
+require_python
+require_program nginx nginx
+require_program h2load nghttp2-client
+
+requests=${SIMACCEL_TEST_REQUESTS:-200}
+workers=2
+make_cert rsa rsa
+make_cert ec ec
+mkdir -p "$WORK/nginx/logs"
+
+# nginx_conf FILE RSA_PORT EC_PORT: everything under the scratch prefix, nothing of the
+# system's nginx (pid file, logs, temp paths).
+nginx_conf() {
+    local port user=""
+    ((EUID == 0)) && user="user root;"
+    cat >"$1" <<CONF
+$user
+master_process on;
+daemon off;
+worker_processes $workers;
+pid $WORK/nginx/nginx.pid;
+error_log stderr notice;
+ssl_engine simaccel;
+events { worker_connections 512; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/client_body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    server {
+        listen 127.0.0.1:$2 ssl;
+        ssl_certificate $WORK/rsa.crt;
+        ssl_certificate_key $WORK/rsa.key;
+        location / { return 200 "ok\n"; }
+    }
+    server {
+        listen 127.0.0.1:$3 ssl;
+        ssl_certificate $WORK/ec.crt;
+        ssl_certificate_key $WORK/ec.key;
+        location / { return 200 "ok\n"; }
+    }
+}
+CONF
+}
+
+log=$WORK/nginx.log
+for ((try = 0; try < 5; try++)); do
+    RSA_PORT=$(free_port)
+    EC_PORT=$(free_port)
+    ((RSA_PORT != EC_PORT)) || continue
+    nginx_conf "$WORK/nginx/nginx.conf" "$RSA_PORT" "$EC_PORT"
+    say "+ nginx -p $WORK/nginx/ -e stderr -c $WORK/nginx/nginx.conf"
+    SIMACCEL_OPTS="stats-file=$WORK/stats.%p.json" \
+        nginx -p "$WORK/nginx/" -e stderr -c "$WORK/nginx/nginx.conf" >"$log" 2>&1 &
+    master=$!
+    PIDS+=("$master")
+    if wait_listen "$RSA_PORT" 15 "$master" && wait_listen "$EC_PORT" 15 "$master"; then
+        break
+    fi
+    kill "$master" 2>/dev/null || true
+    wait "$master" 2>/dev/null || true
+    grep -qi 'address already in use' "$log" || { cat "$log" >&2; fail "nginx did not start"; }
+    say "a port was taken, retrying"
+    master=""
+done
+[[ -n $master ]] || fail "nginx: no ports could be bound"
+for ((i = 0; i < 100; i++)); do
+    mapfile -t worker_pids < <(children "$master")
+    ((${#worker_pids[@]} == workers)) && break
+    sleep 0.1
+done
+((${#worker_pids[@]} == workers)) || fail "nginx master $master has ${#worker_pids[@]} workers, expected $workers"
+say "nginx master $master, workers ${worker_pids[*]}, RSA :$RSA_PORT, EC :$EC_PORT"
+
+h2load_run "$WORK/rsa.log" "https://127.0.0.1:$RSA_PORT/" "$requests" 10
+h2load_run "$WORK/ec.log" "https://127.0.0.1:$EC_PORT/" "$requests" 10
+tls12=20
+tls12_handshakes "$RSA_PORT" "$tls12" ECDHE-RSA-AES128-GCM-SHA256
+tls12_handshakes "$EC_PORT" "$tls12" ECDHE-ECDSA-AES128-GCM-SHA256
+
+stop_gracefully "$master" QUIT 30
+grep -E '\[(alert|crit|emerg|error)\]' "$log" >&2 && fail "nginx logged errors"
+
+files=()
+for w in "${worker_pids[@]}"; do
+    f=$WORK/stats.$w.json
+    [[ -s $f ]] || { ls "$WORK" >&2; cat "$log" >&2; fail "worker $w wrote no stats file"; }
+    cat "$f" >&2
+    files+=("$f")
+    # A worker may have been handed no RSA or no EC connection: counters are checked when present.
+    for cls in rsa-priv ecdsa-sign; do
+        n=$(stats_sum "$cls" submitted "$f")
+        ((n == 0)) || check_offload "$f" "$cls" 1
+    done
+done
+for cls in rsa-priv ecdsa-sign; do
+    n=$(stats_sum "$cls" completed "${files[@]}")
+    ((n >= requests + tls12)) || fail "workers completed $n $cls operations, expected >= $((requests + tls12))"
+    say "ok: $cls completed by the workers: $n"
+done
