@@ -244,6 +244,13 @@ void FrontendEnvironment::TearDown() { g_frontend.reset(); }
 
 int run_all_tests(int argc, char **argv) {
     ::testing::InitGoogleTest(&argc, argv);
+    // What gtest left: `--frontend=engine|provider` (the same as SIMACCEL_TEST_FRONTEND, for
+    // runners that cannot set the environment per test, such as gtest_discover_tests).
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg.rfind("--frontend=", 0) == 0)
+            setenv("SIMACCEL_TEST_FRONTEND", arg.c_str() + 11, 1);
+    }
     ::testing::AddGlobalTestEnvironment(new FrontendEnvironment);
     return RUN_ALL_TESTS();
 }

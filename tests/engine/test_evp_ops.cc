@@ -418,7 +418,7 @@ TEST_P(EvpOps, MatchesSoftware) {
     EXPECT_EQ(rep.succeeded, tasks.size());
     for (std::size_t i = 0; i < tasks.size(); ++i)
         EXPECT_TRUE(tasks[i]->check()) << "task " << i;
-    if (mode != Mode::kSync) {
+    if (mode != Mode::kSync && counted) {
         EXPECT_GT(rep.pauses, 0u) << "no job ever paused: the operations did not wait for the device";
     }
     if (mode == Mode::kCallback) {

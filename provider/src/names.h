@@ -1,0 +1,41 @@
+// Every algorithm name the provider re-exports from the default provider, in one place.
+#pragma once
+
+#include <openssl/core_dispatch.h>
+
+#include "simaccel/op_class.h"
+
+namespace simaccel::provider {
+
+// The property every algorithm of ours carries (DESIGN.md §2); users select us with
+// `default_properties = ?provider=simaccel`.
+inline constexpr char kProperty[] = "provider=simaccel";
+
+// Key managers passed through unchanged: our keys ARE the default provider's key objects, so a
+// key made by us can reach our signature, asym-cipher and keyexch wrappers without an export.
+inline constexpr const char *kKeymgmtNames[] = {
+    "RSA", "RSA-PSS", "EC", "X25519", "X448", "ED25519", "ED448",
+};
+
+// The algorithms whose expensive entries go to the device. Each gets a slot (its index here)
+// holding the default provider's own entries; the rest of its dispatch table is re-exported as is.
+struct OffloadSpec {
+    int operation;    // OSSL_OP_SIGNATURE, OSSL_OP_ASYM_CIPHER, OSSL_OP_KEYEXCH
+    const char *name; // the default provider's first algorithm name
+    OpClass op_class;
+};
+
+inline constexpr OffloadSpec kOffloads[] = {
+    {OSSL_OP_SIGNATURE, "RSA", OpClass::kRsaPriv},
+    {OSSL_OP_SIGNATURE, "ECDSA", OpClass::kEcdsaSign},
+    {OSSL_OP_SIGNATURE, "ED25519", OpClass::kEd25519},
+    {OSSL_OP_SIGNATURE, "ED448", OpClass::kEd448},
+    {OSSL_OP_ASYM_CIPHER, "RSA", OpClass::kRsaPriv},
+    {OSSL_OP_KEYEXCH, "ECDH", OpClass::kEcdh},
+    {OSSL_OP_KEYEXCH, "X25519", OpClass::kX25519},
+    {OSSL_OP_KEYEXCH, "X448", OpClass::kX448},
+};
+
+inline constexpr std::size_t kNumOffloads = std::size(kOffloads);
+
+} // namespace simaccel::provider
