@@ -246,7 +246,11 @@ void bridge_init() noexcept {
         if (!Device::get().apply_env(&err))
             SIMACCEL_LOG_ERROR("SIMACCEL_OPTS not applied: %s", err.c_str());
         // Registered after OpenSSL's own exit handler, so it runs first: the device threads stop
-        // while libcrypto is still whole.
+        // while libcrypto is still whole (their thread-stop handlers free their ERR state and
+        // DRBGs; after OPENSSL_cleanup they are dropped unrun and leak). A provider can be loaded
+        // before anything has made libcrypto register its handler: make it do so now (any
+        // option not yet initialised registers it; 0 returns early without doing so).
+        OPENSSL_init_crypto(OPENSSL_INIT_ASYNC, nullptr);
         std::atexit(at_exit);
     });
 }
@@ -313,8 +317,8 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
     };
 
     for (unsigned retries = 0;;) {
-        if (w)
-            w->drain(); // a late signal of an earlier request must not count for this one
+        if (w && retries)
+            w->drain(); // our own EAGAIN wake-up must not count for the resubmission
         r.rearm();
         // Status is sticky in OpenSSL: set it on every submission, and before the request can
         // complete, since a callback may read it on the device thread.
