@@ -55,6 +55,10 @@ class Core {
 
     void set_model(const Config &cfg) noexcept;
 
+    // Fork: stop starting new work and wait until no worker is computing; resume() undoes it.
+    void quiesce() noexcept;
+    void resume() noexcept;
+
     Device &dev;
     const Config cfg;
     const unsigned n_workers;
@@ -68,7 +72,7 @@ class Core {
     void execute(Request *req, detail::Rng &rng) noexcept;
     void wake_worker() noexcept;
     bool runnable() const noexcept; // something queued and a capacity slot free
-    void release_slot() noexcept;
+    void release_slot(std::uint64_t modeled_free_ns) noexcept; // 0: now
 
     std::vector<std::unique_ptr<detail::Instance>> instances_;
     std::atomic<const detail::Model *> model_{nullptr}; // acquire on read; old models retired
@@ -78,11 +82,17 @@ class Core {
 
     alignas(detail::kCacheLine) std::atomic<std::uint64_t> queued_{0}; // pushed, not yet taken
     alignas(detail::kCacheLine) std::atomic<std::uint32_t> in_service_{0};
+    std::atomic<std::uint64_t> slot_freed_at_{0}; // monotonic ns of the last capacity release
     alignas(detail::kCacheLine) std::atomic<std::uint32_t> sleepers_{0};
     std::atomic<std::uint32_t> spinning_{0}; // idle workers still polling `queued_`
     std::atomic<std::uint32_t> doorbell_{0}; // futex word the idle workers wait on
     std::atomic<std::uint32_t> submitters_{0}; // inside try_submit; shutdown waits for 0
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> quiescing_{false};
+    struct alignas(detail::kCacheLine) BusyFlag {
+        std::atomic<bool> flag{false}; // this worker is taking or computing a request
+    };
+    std::unique_ptr<BusyFlag[]> busy_;
     std::atomic<std::uint64_t> epoch_{0}; // bumped by reset(); older requests fail
 
     std::mutex held_mu_;

@@ -66,9 +66,12 @@ unsigned online_cpus() noexcept {
 // How long an idle worker polls for new work before it sleeps on the doorbell.
 constexpr std::uint64_t kSpinNs = 20'000;
 
-// Each application thread is mapped to an instance once, round-robin.
-thread_local std::uint32_t t_instance = UINT32_MAX;
-thread_local std::uint64_t t_instance_gen = 0;
+// Each application thread is mapped to an instance once, round-robin. Initial-exec TLS: no
+// __tls_get_addr per submission, and GCC 12's LeakSanitizer crashes at exit on the dynamic TLS
+// of a dlopen()ed library. The library is small and loaded early, so the static TLS block has
+// room for these 12 bytes.
+[[gnu::tls_model("initial-exec")]] thread_local std::uint32_t t_instance = UINT32_MAX;
+[[gnu::tls_model("initial-exec")]] thread_local std::uint64_t t_instance_gen = 0;
 
 void signal_fd(int fd) noexcept {
     static const std::uint64_t one = 1;
@@ -102,7 +105,8 @@ std::uint64_t pack_policy(const Config &c) noexcept {
 
 Core::Core(Device &d, const Config &c, unsigned workers)
     : dev(d), cfg(c), n_workers(workers), poll_mode(c.poll_mode),
-      generation(d.generation_.load(std::memory_order_relaxed)) {
+      generation(d.generation_.load(std::memory_order_relaxed)),
+      busy_(std::make_unique<BusyFlag[]>(workers)) {
     instances_.reserve(cfg.instances);
     for (unsigned i = 0; i < cfg.instances; ++i)
         instances_.push_back(std::make_unique<detail::Instance>(cfg.queue_depth));
@@ -219,7 +223,12 @@ void Core::wake_worker() noexcept {
     doorbell_.notify_one();
 }
 
-void Core::release_slot() noexcept {
+void Core::release_slot(std::uint64_t modeled_free_ns) noexcept {
+    // The slot came free at the request's modeled completion, not when the completion thread
+    // got to deliver it: timer wake-up delays must not accumulate from one request to the next.
+    const std::uint64_t now = monotonic_ns();
+    slot_freed_at_.store(modeled_free_ns && modeled_free_ns < now ? modeled_free_ns : now,
+                         std::memory_order_relaxed);
     in_service_.fetch_sub(1, std::memory_order_seq_cst);
     if (queued_.load(std::memory_order_seq_cst) > 0 && sleepers_.load(std::memory_order_seq_cst) > 0)
         wake_worker();
@@ -251,11 +260,15 @@ Request *Core::take(unsigned &rr) noexcept {
             rr = (k + 1) % n; // fair across instances
             queued_.fetch_sub(1, std::memory_order_relaxed);
             r->holds_slot = slot;
+            // A request that waited for capacity entered service when a slot came free, not
+            // when a worker thread got round to it.
+            if (slot)
+                r->t_service = std::max(r->t_submit, slot_freed_at_.load(std::memory_order_relaxed));
             return r;
         }
     }
     if (slot)
-        release_slot();
+        release_slot(0);
     return nullptr;
 }
 
@@ -265,14 +278,27 @@ void Core::worker_main(unsigned index) noexcept {
     pthread_setname_np(pthread_self(), name);
     detail::Rng rng(model_.load(std::memory_order_acquire)->seed ^ (0x9e37u * (index + 1)));
     unsigned rr = index;
+    std::atomic<bool> &busy = busy_[index].flag;
     for (;;) {
+        // Fork quiescence (DESIGN.md §5.9): seq_cst pair with quiesce(): either it sees us busy
+        // and waits, or we see the flag and stay out of OpenSSL until resume().
+        busy.store(true, std::memory_order_seq_cst);
+        if (quiescing_.load(std::memory_order_seq_cst)) {
+            busy.store(false, std::memory_order_seq_cst);
+            const std::uint32_t bell = doorbell_.load(std::memory_order_acquire);
+            if (quiescing_.load(std::memory_order_seq_cst))
+                doorbell_.wait(bell, std::memory_order_acquire);
+            continue;
+        }
         if (Request *r = take(rr)) {
             if (stopping_.load(std::memory_order_relaxed))
                 deliver_now(r, Status::kShutdown); // queued when the device stopped: fail it
             else
                 execute(r, rng);
+            busy.store(false, std::memory_order_release);
             continue;
         }
+        busy.store(false, std::memory_order_release);
         if (stopping_.load(std::memory_order_acquire) && queued_.load(std::memory_order_acquire) == 0)
             return;
         // Brief spin: under load the next request is usually microseconds away, and a futex
@@ -297,14 +323,29 @@ void Core::worker_main(unsigned index) noexcept {
     }
 }
 
+void Core::quiesce() noexcept {
+    quiescing_.store(true, std::memory_order_seq_cst);
+    // Requests being computed finish (an RSA-4096 sign is milliseconds); nothing new starts.
+    for (unsigned i = 0; i < n_workers; ++i)
+        while (busy_[i].flag.load(std::memory_order_seq_cst))
+            sched_yield();
+}
+
+void Core::resume() noexcept {
+    quiescing_.store(false, std::memory_order_seq_cst);
+    doorbell_.fetch_add(1, std::memory_order_release);
+    doorbell_.notify_all();
+}
+
 void Core::execute(Request *r, detail::Rng &rng) noexcept {
     // acquire: the Model published by set_model().
     const detail::Model *model = model_.load(std::memory_order_acquire);
     r->t_start = monotonic_ns();
     // The modeled unit takes the request when it is submitted if capacity is unlimited, or when
-    // a capacity slot was free for it (about now). The emulator's own thread wake-up is not the
-    // device's queueing time and must not stretch the modeled latency.
-    const std::uint64_t entered_service = cfg.capacity ? r->t_start : r->t_submit;
+    // a capacity slot came free for it. The emulator's own thread wake-up is not the device's
+    // queueing time and must not stretch the modeled latency.
+    const std::uint64_t entered_service =
+        cfg.capacity ? std::min(r->t_service, r->t_start) : r->t_submit;
     const bool current = r->epoch == epoch_.load(std::memory_order_acquire);
     if (current && !r->fault_error && r->execute)
         r->work_ok = r->execute(r, r->fault_corrupt);
@@ -313,7 +354,7 @@ void Core::execute(Request *r, detail::Rng &rng) noexcept {
     std::uint64_t deadline = entered_service + sample_latency(model->latency[index_of(r->op)], rng);
     if (r->fault_stall)
         deadline = std::max(deadline, t_done) + model->fault_stall.delay_ns;
-    r->deadline = deadline;
+    r->deadline = std::max(deadline, t_done); // the modeled completion
     if (!current) {
         deliver_now(r); // reset while queued: fails at once
     } else if (deadline <= t_done && poll_mode.kind == PollMode::Kind::kEvent) {
@@ -340,11 +381,13 @@ Status Core::retire(Request *r, Status proposed) noexcept {
         st.failed.fetch_add(1, std::memory_order_relaxed);
     st.latency.record(monotonic_ns() - r->t_submit);
     // Free the ring slot before publishing, so that the caller's next submission finds room.
-    instances_[r->instance]->occupancy.fetch_sub(1, std::memory_order_release);
+    // Uncount it from `inflight` first: a submission that acquires the freed slot then cannot
+    // count this request as well (max_inflight stays within queue-depth x instances).
     dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
+    instances_[r->instance]->occupancy.fetch_sub(1, std::memory_order_release);
     if (r->holds_slot) {
         r->holds_slot = false;
-        release_slot();
+        release_slot(r->deadline);
     }
     return s;
 }
@@ -627,9 +670,21 @@ void Device::write_stats_file() const noexcept {
 
 // Fork: threads do not survive it. The parent's Core goes on; the child forgets it (its threads
 // are gone, its locks may be held by them) and starts a new one on first use.
-void Device::atfork_prepare() noexcept { get().mu_.lock(); }
+void Device::atfork_prepare() noexcept {
+    Device &d = get();
+    d.mu_.lock();
+    // No worker may be inside OpenSSL (holding one of its locks) when the address space is
+    // copied: the child would inherit the lock held by a thread it does not have.
+    if (Core *c = d.core_.load(std::memory_order_acquire))
+        c->quiesce();
+}
 
-void Device::atfork_parent() noexcept { get().mu_.unlock(); }
+void Device::atfork_parent() noexcept {
+    Device &d = get();
+    if (Core *c = d.core_.load(std::memory_order_acquire))
+        c->resume();
+    d.mu_.unlock();
+}
 
 void Device::atfork_child() noexcept {
     Device &d = get();

@@ -57,6 +57,7 @@ struct Request {
     Request *next = nullptr;
     std::uint64_t t_submit = 0; // monotonic ns
     std::uint64_t t_start = 0;
+    std::uint64_t t_service = 0; // entered service in the model (capacity slot became free)
     std::uint64_t deadline = 0; // earliest completion
     std::uint64_t epoch = 0;    // device reset epoch at submission
     std::uint32_t instance = 0;

@@ -1,0 +1,174 @@
+// Shared pieces of the teardown tests: a single-sign ASYNC job that can be resumed or abandoned,
+// sentinel descriptors that catch a write to a closed or reused fd, and the callback witness
+// that catches a callback into freed application memory.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <openssl/async.h>
+#include <openssl/evp.h>
+
+#include "ossl_ptr.h"
+
+namespace simaccel::test::teardown {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// The modeled latency: long enough that every request is still in the device when the test
+// frees things, short enough for a quick test.
+inline constexpr const char *kLatency = "fixed:50ms";
+inline constexpr auto kLatencyTime = 50ms;
+
+// Jobs the tests abandon (their SSL or wait ctx freed while paused), as a server does when a
+// connection dies mid-handshake. OpenSSL 3.0 has no call that frees a paused job: SSL_free and
+// ASYNC_WAIT_CTX_free leave it (and its fibre stack) allocated for good. Kept reachable here so
+// that LeakSanitizer reports only what simaccel itself loses.
+inline std::vector<ASYNC_JOB *> &abandoned_jobs() {
+    static auto *v = new std::vector<ASYNC_JOB *>;
+    return *v;
+}
+// The signing contexts of abandoned jobs: their paused frames still point at them.
+inline std::vector<EVP_PKEY_CTX *> &abandoned_contexts() {
+    static auto *v = new std::vector<EVP_PKEY_CTX *>;
+    return *v;
+}
+
+// One EVP_PKEY_sign of a SHA-256-sized digest inside an ASYNC job.
+struct SignJob {
+    EVP_PKEY_CTX *pctx = nullptr; // owned by the caller, outlives the job
+    unsigned char tbs[32] = {};
+    unsigned char sig[128] = {};
+    size_t siglen = 0;
+    bool ok = false;
+    ASYNC_JOB *job = nullptr;
+    ASYNC_WAIT_CTX *wctx = nullptr;
+
+    static int main(void *arg) {
+        SignJob *self = *static_cast<SignJob **>(arg);
+        self->siglen = sizeof self->sig;
+        self->ok = EVP_PKEY_sign(self->pctx, self->sig, &self->siglen, self->tbs, sizeof self->tbs) == 1;
+        return 1;
+    }
+    // ASYNC_PAUSE, ASYNC_FINISH, ...
+    int step() {
+        int ret = 0;
+        SignJob *self = this;
+        const int r = ASYNC_start_job(&job, wctx, &ret, &SignJob::main, &self, sizeof self);
+        if (r == ASYNC_FINISH)
+            job = nullptr;
+        return r;
+    }
+    // The wait fd the job published (or -1).
+    OSSL_ASYNC_FD fd() const {
+        size_t n = 0;
+        OSSL_ASYNC_FD f = -1;
+        if (!ASYNC_WAIT_CTX_get_all_fds(wctx, nullptr, &n) || n != 1 ||
+            !ASYNC_WAIT_CTX_get_all_fds(wctx, &f, &n))
+            return -1;
+        return f;
+    }
+    // Resumes until the job finishes (each resume after its fd is readable or 5 ms).
+    bool finish(std::chrono::milliseconds timeout) {
+        const auto until = Clock::now() + timeout;
+        while (job != nullptr && Clock::now() < until) {
+            pollfd p{fd(), POLLIN, 0};
+            if (p.fd >= 0)
+                (void)::poll(&p, 1, 5);
+            if (step() != ASYNC_PAUSE && job != nullptr)
+                return false;
+        }
+        return job == nullptr;
+    }
+    // Gives the paused job and the context its frame uses to the abandoned lists.
+    void abandon(EvpPkeyCtxPtr ctx) {
+        abandoned_jobs().push_back(job);
+        abandoned_contexts().push_back(ctx.release());
+        job = nullptr;
+    }
+};
+
+// What the callback of a freed SSL or wait ctx sees: a heap object the test frees together with
+// it. A late callback reads freed memory (ASan aborts) or, in a plain build, bumps the global
+// count the test then checks.
+struct CallbackWitness {
+    std::atomic<unsigned> calls{0};
+};
+inline std::atomic<unsigned> g_late_callbacks{0};
+inline std::atomic<bool> g_witness_freed{false};
+
+inline int witness_callback(void *arg) {
+    if (g_witness_freed.load(std::memory_order_acquire))
+        g_late_callbacks.fetch_add(1, std::memory_order_relaxed);
+    static_cast<CallbackWitness *>(arg)->calls.fetch_add(1, std::memory_order_relaxed);
+    return 1;
+}
+
+// Descriptors opened after the frees, so that they take the lowest free numbers (the numbers a
+// closed wait fd would have left): pipes and eventfds that must stay unreadable.
+class Sentinels {
+  public:
+    explicit Sentinels(int pairs) {
+        for (int i = 0; i < pairs; ++i) {
+            int p[2];
+            if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
+                fds_.push_back(p[0]);
+                write_ends_.push_back(p[1]);
+            }
+            const int e = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+            if (e >= 0)
+                fds_.push_back(e);
+        }
+    }
+    ~Sentinels() {
+        for (int f : fds_)
+            close(f);
+        for (int f : write_ends_)
+            close(f);
+    }
+    Sentinels(const Sentinels &) = delete;
+    Sentinels &operator=(const Sentinels &) = delete;
+
+    bool holds(int fd) const {
+        for (int f : fds_)
+            if (f == fd)
+                return true;
+        for (int f : write_ends_)
+            if (f == fd)
+                return true;
+        return false;
+    }
+    std::size_t size() const { return fds_.size() + write_ends_.size(); }
+    // Every read end and eventfd is still empty.
+    ::testing::AssertionResult untouched() const {
+        for (int f : fds_) {
+            pollfd p{f, POLLIN, 0};
+            if (::poll(&p, 1, 0) != 0)
+                return ::testing::AssertionFailure() << "sentinel fd " << f << " became readable: a stray write";
+        }
+        return ::testing::AssertionSuccess();
+    }
+
+  private:
+    std::vector<int> fds_, write_ends_;
+};
+
+// What descriptor `fd` is now ("anon_inode:[eventfd]", "pipe:[...]"), or "" when closed.
+inline std::string fd_target(int fd) {
+    char path[64], buf[256];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    const ssize_t n = readlink(path, buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+} // namespace simaccel::test::teardown
