@@ -198,6 +198,15 @@ void op_complete(Request *r) noexcept {
         // Synchronous waiter blocks on the status word.
         r->status.notify_all();
     }
+    if (w) {
+        // The device was the last writer of the fd: the operation lets go of it now, not when it
+        // is destroyed. A job abandoned by its application (SSL_free with a paused job: OpenSSL
+        // never frees or resumes it) keeps the operation forever, and must not keep the
+        // eventfd open with it. A job that does resume runs under its wait ctx, whose own
+        // reference keeps the fd open while the job drains it.
+        BridgeAccess::wait_fd(op) = nullptr;
+        w->unref();
+    }
     op.unref();
 }
 

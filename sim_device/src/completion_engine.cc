@@ -72,6 +72,7 @@ bool CompletionEngine::start(std::string *err) {
     try {
         thread_ = std::thread([this] {
             pthread_setname_np(pthread_self(), "simaccel-cq");
+            core_.thread_started();
             run();
         });
     } catch (const std::exception &e) {

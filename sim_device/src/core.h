@@ -55,6 +55,9 @@ class Core {
 
     void set_model(const Config &cfg) noexcept;
 
+    // Each device thread calls this first thing; start() waits for all of them.
+    void thread_started() noexcept;
+
     // Fork: stop starting new work and wait until no worker is computing; resume() undoes it.
     void quiesce() noexcept;
     void resume() noexcept;
@@ -89,6 +92,7 @@ class Core {
     std::atomic<std::uint32_t> submitters_{0}; // inside try_submit; shutdown waits for 0
     std::atomic<bool> stopping_{false};
     std::atomic<bool> quiescing_{false};
+    std::atomic<std::uint32_t> started_{0}; // device threads that have begun running
     struct alignas(detail::kCacheLine) BusyFlag {
         std::atomic<bool> flag{false}; // this worker is taking or computing a request
     };

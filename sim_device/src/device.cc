@@ -148,6 +148,11 @@ bool Core::start(std::string *err) {
         return false;
     }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    // Return only once every device thread runs: a fork right after the first submission must
+    // not copy a thread that is still being set up (its runtime's locks, e.g. a sanitizer's
+    // thread registry, would stay held in the child).
+    for (std::uint32_t n; (n = started_.load(std::memory_order_acquire)) < n_workers + 1;)
+        started_.wait(n, std::memory_order_acquire);
     SIMACCEL_LOG_INFO("device started: %u workers, %u instances, queue-depth %u, completion "
                       "engine %s",
                       n_workers, cfg.instances, cfg.queue_depth,
@@ -276,6 +281,7 @@ void Core::worker_main(unsigned index) noexcept {
     char name[16];
     std::snprintf(name, sizeof name, "simaccel-w%u", index);
     pthread_setname_np(pthread_self(), name);
+    thread_started();
     detail::Rng rng(model_.load(std::memory_order_acquire)->seed ^ (0x9e37u * (index + 1)));
     unsigned rr = index;
     std::atomic<bool> &busy = busy_[index].flag;
@@ -321,6 +327,12 @@ void Core::worker_main(unsigned index) noexcept {
             doorbell_.wait(bell, std::memory_order_acquire);
         sleepers_.fetch_sub(1, std::memory_order_relaxed);
     }
+}
+
+void Core::thread_started() noexcept {
+    // release: start() returns after every thread got here.
+    started_.fetch_add(1, std::memory_order_release);
+    started_.notify_all();
 }
 
 void Core::quiesce() noexcept {

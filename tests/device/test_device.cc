@@ -311,9 +311,14 @@ TEST(Device, ForkedChildCanSubmit) {
     if (pid == 0) {
         // The child starts clean and gets its own threads.
         TestRequest r;
-        if (dev.inflight() != 0 || dev.try_submit(&r) != Submit::kAccepted || !r.wait(5s) ||
-            r.status.load() != Status::kOk)
-            _exit(1);
+        if (dev.inflight() != 0)
+            _exit(3);
+        if (const Submit s = dev.try_submit(&r); s != Submit::kAccepted)
+            _exit(10 + static_cast<int>(s));
+        if (!r.wait(5s))
+            _exit(4);
+        if (r.status.load() != Status::kOk)
+            _exit(20 + static_cast<int>(r.status.load()));
         const pid_t grandchild = fork();
         if (grandchild == 0) {
             TestRequest g;
@@ -325,7 +330,10 @@ TEST(Device, ForkedChildCanSubmit) {
     }
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+    // Child exit codes: 2 grandchild failed, 3 inflight not reset, 1x submit refused (x = Submit),
+    // 4 no completion, 2x bad status (x = Status).
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "child exit " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << ", status " << status;
     ASSERT_TRUE(parent_req.wait()) << "the parent's request must still complete";
     EXPECT_EQ(parent_req.status.load(), Status::kOk);
     dev.shutdown();

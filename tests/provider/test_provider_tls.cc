@@ -183,6 +183,19 @@ TEST_F(TlsTest, Tls13AsyncHandshakeOffloadsSignatureAndKeyExchange) {
 
 // Freeing the SSL while its request is still in the device (HAProxy/nginx teardown) must leave
 // nothing for the late completion to write into (DESIGN.md §5 rule 7). Run under ASan to see it.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+// SSL_free with a paused job frees neither the job nor its 32 KB stack, nor what is on it (our
+// operation): OpenSSL's behaviour, which this test provokes on purpose. Allocations made while
+// the job is started are not leak-checked.
+struct AbandonedJobScope {
+    AbandonedJobScope() { __lsan_disable(); }
+    ~AbandonedJobScope() { __lsan_enable(); }
+};
+#else
+struct AbandonedJobScope {};
+#endif
+
 TEST_F(TlsTest, FreeingTheConnectionMidRequestIsSafe) {
     for (int round = 0; round < 4; ++round) {
         int sv[2];
@@ -196,6 +209,7 @@ TEST_F(TlsTest, FreeingTheConnectionMidRequestIsSafe) {
         bool paused = false;
         for (int i = 0; i < 200 && !paused; ++i) {
             SSL_do_handshake(client.get());
+            AbandonedJobScope abandoned;
             const int r = SSL_do_handshake(server.get());
             paused = r != 1 && SSL_get_error(server.get(), r) == SSL_ERROR_WANT_ASYNC;
         }
