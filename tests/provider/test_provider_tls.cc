@@ -209,7 +209,7 @@ TEST_F(TlsTest, FreeingTheConnectionMidRequestIsSafe) {
         bool paused = false;
         for (int i = 0; i < 200 && !paused; ++i) {
             SSL_do_handshake(client.get());
-            AbandonedJobScope abandoned;
+            [[maybe_unused]] AbandonedJobScope abandoned;
             const int r = SSL_do_handshake(server.get());
             paused = r != 1 && SSL_get_error(server.get(), r) == SSL_ERROR_WANT_ASYNC;
         }
