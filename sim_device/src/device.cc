@@ -185,8 +185,8 @@ Submit Core::try_submit(Request *req) noexcept {
         submitters_.fetch_sub(1, std::memory_order_release);
         return Submit::kBusy;
     }
-    // The ring slot is claimed by the occupancy count; the ring is at least that large, so the
-    // push below cannot fail.
+    // `queue-depth` is enforced by the occupancy count (queued + in service); the ring is at
+    // least that large.
     if (in.occupancy.fetch_add(1, std::memory_order_acquire) >= cfg.queue_depth) {
         in.occupancy.fetch_sub(1, std::memory_order_relaxed);
         st.busy.fetch_add(1, std::memory_order_relaxed);
@@ -213,8 +213,19 @@ Submit Core::try_submit(Request *req) noexcept {
     // Count before pushing so that `queued_` never underflows; a worker that sees the count
     // before the push lands just looks again.
     queued_.fetch_add(1, std::memory_order_seq_cst);
-    const bool pushed = in.ring.try_push(req);
-    (void)pushed; // guaranteed by the occupancy check
+    if (!in.ring.try_push(req)) {
+        // The occupancy check leaves room in the ring, but not necessarily in the one cell a
+        // push may use: a consumer preempted between claiming a cell and releasing it holds
+        // that cell while others go round the ring. Refuse as busy (the caller retries)
+        // rather than lose the request.
+        queued_.fetch_sub(1, std::memory_order_relaxed);
+        st.submitted.fetch_sub(1, std::memory_order_relaxed);
+        dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
+        in.occupancy.fetch_sub(1, std::memory_order_relaxed);
+        st.busy.fetch_add(1, std::memory_order_relaxed);
+        submitters_.fetch_sub(1, std::memory_order_release);
+        return Submit::kBusy;
+    }
     // seq_cst pair with the idle protocol in worker_main(). A spinning worker will see the
     // request by itself; only when none spins does a sleeper need the (syscall) wake-up.
     if (sleepers_.load(std::memory_order_seq_cst) > 0 && spinning_.load(std::memory_order_seq_cst) == 0)

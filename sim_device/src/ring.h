@@ -28,6 +28,8 @@ template <class T> class MpmcRing {
 
     std::size_t capacity() const noexcept { return mask_ + 1; }
 
+    // Fails when the cell at the head is still held: full, or a consumer that claimed that cell
+    // one lap ago has not released it yet (so a count of items alone does not guarantee room).
     [[nodiscard]] bool try_push(T v) noexcept {
         std::uint64_t pos = head_.load(std::memory_order_relaxed);
         for (;;) {
