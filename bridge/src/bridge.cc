@@ -247,7 +247,6 @@ void at_exit() noexcept {
 
 } // namespace
 
-const void *wait_fd_key() noexcept { return &kWaitFdKeyObject; }
 
 void bridge_init() noexcept {
     std::call_once(g_init_once, [] {

@@ -71,10 +71,6 @@ class Operation {
 // errors re-raised, or a simaccel reason through `reporter`. The caller keeps its reference.
 [[nodiscard]] bool run_operation(Operation &op, const ErrorReporter &reporter) noexcept;
 
-// The static key under which the bridge registers its eventfd in every ASYNC_WAIT_CTX (shared by
-// the engine and the provider, which both link this library).
-const void *wait_fd_key() noexcept;
-
 // Process-wide init from the front ends: applies SIMACCEL_OPTS once, registers the exit hook
 // that writes `stats-file`. Safe to call many times.
 void bridge_init() noexcept;
