@@ -8,8 +8,9 @@
 #   (c) CDFs of device request latency under two latency models;
 #   (d) the device round-trip microbenchmark (<build>/bench/device_bench).
 #
-# Usage: bench/report.sh [--seconds N] [--out DIR] [--build DIR] [--quick]
+# Usage: bench/report.sh [--seconds N] [--out DIR] [--build DIR] [--only PARTS] [--quick]
 #   --seconds N  seconds per measurement (default 5)
+#   --only PARTS the parts to run, letters of abcd (default all: abcd)
 #   --out DIR    result directory (default bench/results/<date>)
 #   --build DIR  build directory (default build/release, configured and built if missing)
 #   --quick      a fast smoke run: 1 s measurements, fewer async_jobs depths
@@ -20,16 +21,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
 seconds=5
 quick=0
+parts=abcd
 out=""
 build=$src/build/release
 OPENSSL=${OPENSSL:-openssl}
 
-usage() { sed -n '2,17s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
     case $1 in
     --seconds) seconds=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --build) build=${2:?}; shift 2 ;;
+    --only) parts=${2:?}; shift 2 ;;
     --quick) quick=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "report.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -37,14 +40,18 @@ while (($#)); do
 done
 ((quick)) && seconds=1
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "report.sh: --seconds wants a positive integer" >&2; exit 2; }
+[[ $parts =~ ^[abcd]+$ ]] || { echo "report.sh: --only wants letters of abcd, not '$parts'" >&2; exit 2; }
+part() { [[ $parts == *"$1"* ]]; }
 if ((quick)); then
     jobs_list="1 16"
     hs_seconds=3
+    hs_rounds=1
     lat_seconds=1
     bench_min_time=0.05
 else
     jobs_list="1 4 8 16 32 64"
     hs_seconds=$((seconds * 2))
+    hs_rounds=3
     lat_seconds=$seconds
     bench_min_time=1
 fi
@@ -95,13 +102,14 @@ machine() {
     echo "nproc:       $(nproc)"
     echo "memory:      $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
     echo "openssl:     $("$OPENSSL" version)"
-    echo "haproxy:     $(command -v haproxy >/dev/null && haproxy -v | head -n 1 || echo none)"
-    echo "h2load:      $(command -v h2load >/dev/null && h2load --version | head -n 1 || echo none)"
+    # sed, not head: head exits after a line and the writer's SIGPIPE fails the pipeline.
+    echo "haproxy:     $(command -v haproxy >/dev/null && haproxy -v 2>&1 | sed -n 1p || echo none)"
+    echo "h2load:      $(command -v h2load >/dev/null && h2load --version 2>&1 | sed -n 1p || echo none)"
     echo "simaccel:    $(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)"
     echo "build:       $build ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt" 2>/dev/null))"
     echo "engine:      $([[ -f $engine_so ]] && echo built || echo 'not built')"
     echo "provider:    $([[ -f $provider_so ]] && echo built || echo 'not built')"
-    echo "mode:        $( ((quick)) && echo quick || echo full), --seconds $seconds"
+    echo "mode:        $( ((quick)) && echo quick || echo full), --seconds $seconds, parts $parts"
 }
 machine >"$out/machine.txt"
 load_start=$(loadavg)
@@ -110,11 +118,11 @@ awk '{ if ($1 >= 1.0) exit 1 }' /proc/loadavg ||
     say "warning: load average ${load_start%% *} >= 1: other work shares the cores, numbers are pessimistic"
 
 # (a) ----------------------------------------------------------------------------------------------
-say "(a) openssl speed sweep"
-if ! "$here/speed.sh" -s "$seconds" -o "$out/speed" --build "$build" -j "$jobs_list" >&2; then
+part a && say "(a) openssl speed sweep"
+if part a && ! "$here/speed.sh" -s "$seconds" -o "$out/speed" --build "$build" -j "$jobs_list" >&2; then
     say "warning: speed.sh reported failed runs (see $out/speed/speed.log)"
 fi
-if [[ -f $out/speed/speed.csv ]]; then
+if part a && [[ -f $out/speed/speed.csv ]]; then
     python3 "$here/plot/prepare.py" speed "$out/speed/speed.csv" "$tmp"
     for alg in rsa2048 ecdsap256 ecdhp256; do
         gnuplot -e "dat='$tmp/speed.$alg.dat'; out='$out/speed.$alg.png'; alg='$alg'" \
@@ -148,12 +156,13 @@ h2load_rate() {
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
 
-# hs_run CERT MODE: one HAProxy (nbthread 1) for one certificate and mode, a warm-up, then
+# hs_run CERT MODE ROUND: one HAProxy (nbthread 1) for one certificate and mode, a warm-up, then
 # $hs_clients concurrent clients for $hs_seconds, each request on a new TLS 1.2 connection
 # (ECDHE P-256, AES128-GCM: a cheap client) with a full handshake: h2load resumes sessions
 # when it reconnects, so the server has no session cache and no tickets. Appends a row to handshakes.csv.
 hs_run() {
-    local cert=$1 mode=$2 port cfg=$tmp/hs.$1.$2.cfg log=$tmp/hs.$1.$2.log
+    local cert=$1 mode=$2 round=$3 port cfg=$tmp/hs.$1.$2.cfg log=$tmp/hs.$1.$2.log
+    local tag=$cert.$mode.r$round
     local -a envs=(OPENSSL_CONF=/dev/null)
     local async=0 cls=rsa-priv
     [[ $cert == p256 ]] && cls=ecdsa-sign
@@ -187,7 +196,7 @@ hs_run() {
     env "${envs[@]}" haproxy -db -f "$cfg" >"$log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
-    local status=ok hs=0 failed=0 hps=0 server_cpu=0 busy=0 offloaded=- elapsed=0
+    local status=ok hs=0 failed=0 hps=0 server_cpu=0 server_ms=0 client_ms=0 busy=0 offloaded=- elapsed=0
     if ! wait_listen "$port" "$pid"; then
         status="haproxy did not start"
     else
@@ -203,13 +212,22 @@ hs_run() {
         local t0 m0 t1 m1
         t0=$(cpu_ticks "$pid")
         m0=$(machine_ticks)
-        timeout -k 5 $((hs_seconds * 5 + 60)) "${h2[@]}" -c "$hs_clients" -n "$n" "$url" \
-            >"$out/h2load.$cert.$mode.log" 2>&1 || true
+        # The client's own CPU time too (rusage of the waited-for children): it shares the
+        # cores, and the summary works out the machine's ceiling from it.
+        python3 -c 'import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write(f"{u.ru_utime + u.ru_stime:.3f}\n")
+sys.exit(rc)' "$tmp/client_cpu" timeout -k 5 $((hs_seconds * 5 + 60)) "${h2[@]}" -c "$hs_clients" -n "$n" "$url" \
+            >"$tmp/h2load.log" 2>&1 || true
+        # Without ALPN on the bind h2load prints two lines per connection: keep the rest.
+        grep -v -e '^No protocol negotiated' -e '^Server does not support NPN/ALPN' \
+            "$tmp/h2load.log" >"$out/h2load.$tag.log" || true
         t1=$(cpu_ticks "$pid")
         m1=$(machine_ticks)
         local r elapsed
-        r=$(sed -nE 's/^requests: .* ([0-9]+) succeeded, ([0-9]+) failed.*/\1 \2/p' "$out/h2load.$cert.$mode.log")
-        elapsed=$(h2load_rate "$out/h2load.$cert.$mode.log" | cut -d' ' -f1)
+        r=$(sed -nE 's/^requests: .* ([0-9]+) succeeded, ([0-9]+) failed.*/\1 \2/p' "$out/h2load.$tag.log")
+        elapsed=$(h2load_rate "$out/h2load.$tag.log" | cut -d' ' -f1)
         hs=${r% *}
         failed=${r#* }
         [[ -n $r && -n $elapsed ]] || { hs=0; failed=0; elapsed=1; status="no h2load summary"; }
@@ -217,6 +235,8 @@ hs_run() {
         tck=$(getconf CLK_TCK)
         hps=$(awk -v n="$hs" -v s="$elapsed" 'BEGIN { printf "%.1f", n / s }')
         server_cpu=$(awk -v a="$t0" -v b="$t1" -v t="$tck" -v s="$elapsed" 'BEGIN { printf "%.2f", (b - a) / t / s }')
+        server_ms=$(awk -v a="$t0" -v b="$t1" -v t="$tck" -v n="$hs" 'BEGIN { printf "%.3f", n ? 1000 * (b - a) / t / n : 0 }')
+        client_ms=$(awk -v c="$(cat "$tmp/client_cpu" 2>/dev/null || echo 0)" -v n="$hs" 'BEGIN { printf "%.3f", n ? 1000 * c / n : 0 }')
         busy=$(awk -v a="${m0% *}" -v A="${m0#* }" -v b="${m1% *}" -v B="${m1#* }" \
             'BEGIN { printf "%.0f", (B > A) ? 100 * (b - a) / (B - A) : 0 }')
         kill -0 "$pid" 2>/dev/null || status="haproxy died during the run"
@@ -232,21 +252,23 @@ hs_run() {
     if ((async)); then
         local f=$tmp/hs.$cert.$mode.$pid.json
         if [[ -s $f ]]; then
-            cp "$f" "$out/stats.$cert.$mode.json"
+            cp "$f" "$out/stats.$tag.json"
             offloaded=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops"].get(sys.argv[2], {}).get("completed", 0))' "$f" "$cls")
         else
             offloaded="no stats"
         fi
     fi
     if [[ $status != ok ]]; then
-        cp "$log" "$out/haproxy.$cert.$mode.log"
-        say "warning: $cert $mode: $status (log: haproxy.$cert.$mode.log)"
+        cp "$log" "$out/haproxy.$tag.log"
+        say "warning: $cert $mode round $round: $status (log: haproxy.$tag.log)"
     fi
-    say "(b) $cert $mode: $hps handshakes/s ($hs in ${elapsed:-?}s, $failed failed), server cpu $server_cpu cores, machine ${busy}% busy, $status"
-    echo "$cert,$mode,TLSv1.2,$hs_clients,${elapsed:-0},$hs,$failed,$hps,$server_cpu,$busy,$offloaded,$status" >>"$out/handshakes.csv"
+    say "(b) $cert $mode round $round: $hps handshakes/s ($hs in ${elapsed:-?}s, $failed failed), server cpu $server_cpu cores ($server_ms ms/handshake), client $client_ms ms/handshake, machine ${busy}% busy, $status"
+    echo "$cert,$mode,$round,TLSv1.2,$hs_clients,${elapsed:-0},$hs,$failed,$hps,$server_cpu,$server_ms,$client_ms,$busy,$offloaded,$status" >>"$out/handshakes.csv"
 }
 
-if command -v haproxy >/dev/null && command -v h2load >/dev/null; then
+if ! part b; then
+    :
+elif command -v haproxy >/dev/null && command -v h2load >/dev/null; then
     say "(b) TLS handshakes against HAProxy nbthread 1"
     "$OPENSSL" genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$tmp/rsa3072.key" 2>/dev/null
     "$OPENSSL" genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/p256.key" 2>/dev/null
@@ -254,31 +276,26 @@ if command -v haproxy >/dev/null && command -v h2load >/dev/null; then
         "$OPENSSL" req -new -x509 -key "$tmp/$c.key" -out "$tmp/$c.crt" -days 2 -subj /CN=localhost 2>/dev/null
         cat "$tmp/$c.crt" "$tmp/$c.key" >"$tmp/$c.pem"
     done
-    echo "cert,mode,tls,clients,seconds,handshakes,failed,handshakes_per_s,server_cpu_cores,machine_busy_pct,offloaded,status" >"$out/handshakes.csv"
+    echo "cert,mode,round,tls,clients,seconds,handshakes,failed,handshakes_per_s,server_cpu_cores,server_cpu_ms_per_handshake,client_cpu_ms_per_handshake,machine_busy_pct,offloaded,status" >"$out/handshakes.csv"
     modes=(sync)
     [[ -f $engine_so ]] && modes+=(async-engine)
     [[ -f $provider_so ]] && modes+=(async-provider)
+    # Rounds interleave the modes, so a drift of the machine (a VM's neighbours) spreads over
+    # all of them; the summary reports each mode's median and range.
     for c in rsa3072 p256; do
-        for m in "${modes[@]}"; do hs_run "$c" "$m"; done
+        for r in $(seq "$hs_rounds"); do
+            for m in "${modes[@]}"; do hs_run "$c" "$m" "$r"; done
+        done
     done
-    # One row per certificate, one column per mode.
-    python3 - "$out/handshakes.csv" "${modes[@]}" >"$tmp/handshakes.dat" <<'PY'
-import csv, sys
-path, *modes = sys.argv[1:]
-rows = list(csv.DictReader(open(path)))
-print("cert " + " ".join(modes))
-for cert in dict.fromkeys(r["cert"] for r in rows):
-    vals = {r["mode"]: r["handshakes_per_s"] for r in rows if r["cert"] == cert}
-    print(cert + " " + " ".join(vals.get(m, "0") for m in modes))
-PY
-    gnuplot -e "dat='$tmp/handshakes.dat'; out='$out/handshakes.png'" "$here/plot/handshakes.gp" \
+    python3 "$here/plot/prepare.py" handshakes "$out/handshakes.csv" "$tmp/handshakes.dat" "${modes[@]}"
+    gnuplot -e "dat='$tmp/handshakes.dat'; out='$out/handshakes.png'; modes=${#modes[@]}" "$here/plot/handshakes.gp" \
         2>>"$out/gnuplot.log" || say "warning: plot handshakes failed"
 else
     say "(b) skipped: haproxy or h2load is not installed (scripts/install-deps.sh installs them)"
 fi
 
 # (c) ----------------------------------------------------------------------------------------------
-if [[ -f $engine_so ]]; then
+if part c && [[ -f $engine_so ]]; then
     say "(c) latency CDFs"
     models=("fixed:200us" "exp:500us")
     specs=()
@@ -312,7 +329,9 @@ PY
 fi
 
 # (d) ----------------------------------------------------------------------------------------------
-if [[ -x $build/bench/device_bench ]]; then
+if ! part d; then
+    :
+elif [[ -x $build/bench/device_bench ]]; then
     say "(d) device_bench"
     # JSON, turned into CSV here: Google Benchmark's CSV reporter aborts when benchmarks report
     # different counters.
