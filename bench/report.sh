@@ -9,7 +9,8 @@
 #   (d) the device round-trip microbenchmark (<build>/bench/device_bench).
 #
 # Usage: bench/report.sh [--seconds N] [--out DIR] [--build DIR] [--only PARTS] [--quick]
-#   --seconds N  seconds per measurement (default 5)
+#   --seconds N  seconds per measurement (default 3; speed runs 3 rounds, handshakes 3 rounds
+#                of 3N seconds)
 #   --only PARTS the parts to run, letters of abcd (default all: abcd)
 #   --out DIR    result directory (default bench/results/<date>)
 #   --build DIR  build directory (default build/release, configured and built if missing)
@@ -19,14 +20,14 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
-seconds=5
+seconds=3
 quick=0
 parts=abcd
 out=""
 build=$src/build/release
 OPENSSL=${OPENSSL:-openssl}
 
-usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,19s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
     case $1 in
     --seconds) seconds=${2:?}; shift 2 ;;
@@ -44,13 +45,15 @@ done
 part() { [[ $parts == *"$1"* ]]; }
 if ((quick)); then
     jobs_list="1 16"
+    speed_rounds=1
     hs_seconds=3
     hs_rounds=1
     lat_seconds=1
     bench_min_time=0.05
 else
-    jobs_list="1 4 8 16 32 64"
-    hs_seconds=$((seconds * 2))
+    jobs_list="1 2 4 8 16 32 64"
+    speed_rounds=3
+    hs_seconds=$((seconds * 3))
     hs_rounds=3
     lat_seconds=$seconds
     bench_min_time=1
@@ -119,7 +122,7 @@ awk '{ if ($1 >= 1.0) exit 1 }' /proc/loadavg ||
 
 # (a) ----------------------------------------------------------------------------------------------
 part a && say "(a) openssl speed sweep"
-if part a && ! "$here/speed.sh" -s "$seconds" -o "$out/speed" --build "$build" -j "$jobs_list" >&2; then
+if part a && ! "$here/speed.sh" -s "$seconds" -r "$speed_rounds" -o "$out/speed" --build "$build" -j "$jobs_list" >&2; then
     say "warning: speed.sh reported failed runs (see $out/speed/speed.log)"
 fi
 if part a && [[ -f $out/speed/speed.csv ]]; then

@@ -4,7 +4,9 @@
 # ops/s with the ratio engine / `-multi 2` (the same two cores used by two processes, which is
 # what one process with offload should approach) and writes it as CSV.
 #
-# Usage: bench/speed.sh [-s SECONDS] [-o OUTDIR] [--build DIR] [-j "1 4 8 16 32 64"] [--cpu]
+# Usage: bench/speed.sh [-s SECONDS] [-r ROUNDS] [-o OUTDIR] [--build DIR] [-j "1 4 8 16 32 64"] [--cpu]
+#   -r ROUNDS runs every configuration ROUNDS times, interleaved (default 1); the table gives the
+#   median, the CSV the median, lowest and highest.
 #   Rates are per wall-clock second (speed -elapsed): without it `openssl speed` divides by the
 #   process's user CPU time, which leaves out waiting for the device and kernel time and so
 #   overstates offload. --cpu measures that way instead (ops per user CPU second).
@@ -15,6 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
 seconds=3
+rounds=1
 outdir=$src/bench/out
 build=$src/build/release
 jobs_list="1 4 8 16 32 64"
@@ -22,10 +25,11 @@ algs=(rsa2048 ecdsap256 ecdhp256)
 timing=-elapsed
 OPENSSL=${OPENSSL:-openssl}
 
-usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
     case $1 in
     -s) seconds=${2:?}; shift 2 ;;
+    -r) rounds=${2:?}; shift 2 ;;
     -o) outdir=${2:?}; shift 2 ;;
     --build) build=${2:?}; shift 2 ;;
     -j) jobs_list=${2?}; shift 2 ;;
@@ -35,6 +39,7 @@ while (($#)); do
     esac
 done
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "speed.sh: -s wants a positive integer" >&2; exit 2; }
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "speed.sh: -r wants a positive integer" >&2; exit 2; }
 build=$(cd "$build" 2>/dev/null && pwd) || { echo "speed.sh: no build dir '$build'" >&2; exit 2; }
 engine_so=$build/engines-3/simaccel.so
 provider_so=$build/ossl-modules/simaccel.so
@@ -49,9 +54,10 @@ log=$outdir/speed.log
 # verify for N seconds each, ECDH derive for N.
 run_timeout=$((seconds * 5 * 2 + 120))
 
-# speed_run LABEL [VAR=VALUE...] -- [SPEED ARGS...]: one `openssl speed -mr` run; records the
-# ops/s of each algorithm in rate[LABEL,ALG].
-declare -A rate
+# speed_run LABEL [VAR=VALUE...] -- [SPEED ARGS...]: one `openssl speed -mr` run; appends the
+# ops/s of each algorithm to rate[LABEL,ALG] (one value per round) and counts the run in
+# ran[LABEL].
+declare -A rate ran
 labels=()
 speed_run() {
     local label=$1
@@ -67,7 +73,7 @@ speed_run() {
         rm -f "$stats"
         envs+=("SIMACCEL_OPTS=${SIMACCEL_OPTS:-} stats-file=$stats")
     fi
-    echo "== $label: ${envs[*]} openssl speed $*" | tee -a "$log" >&2
+    echo "== $label (round $round of $rounds): ${envs[*]} openssl speed $*" | tee -a "$log" >&2
     local out
     if ! out=$(env "${envs[@]}" timeout -k 10 "$run_timeout" "$OPENSSL" speed -mr \
         ${timing:+"$timing"} -seconds "$seconds" "$@" "${algs[@]}" 2>&1); then
@@ -82,7 +88,7 @@ speed_run() {
     for alg in "${algs[@]}"; do
         case $alg in rsa*) tag=F2 ;; ecdsa*) tag=F4 ;; ecdh*) tag=F5 ;; esac
         v=$(grep "^+$tag:" <<<"$out" | tail -n 1 | cut -d: -f4)
-        rate[$label,$alg]=${v:-0}
+        rate[$label,$alg]+="${v:-0} "
     done
     if [[ -n $stats ]]; then
         local done_ops
@@ -93,7 +99,15 @@ speed_run() {
             return 1
         fi
     fi
-    labels+=("$label")
+    [[ -n ${ran[$label]:-} ]] || labels+=("$label")
+    ran[$label]=$((${ran[$label]:-0} + 1))
+}
+
+# agg VALUES...: "median min max" of the numbers.
+agg() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (!NR) { print "0 0 0"; exit }
+        printf "%.1f %.1f %.1f\n", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2, v[1], v[NR] }'
 }
 
 # device_ops FILE: the sum of `completed` over the op classes of a stats JSON ("?" if unread).
@@ -104,25 +118,37 @@ print(sum(op.get("completed", 0) for op in json.load(open(sys.argv[1])).get("ops
         "$1" 2>/dev/null || echo "?"
 }
 
-speed_run "software" -- || true
-speed_run "software -multi 2" -- -multi 2 || true
-if [[ -f $engine_so ]]; then
-    for j in $jobs_list; do
-        speed_run "engine async_jobs $j" "OPENSSL_ENGINES=$build/engines-3" -- \
-            -engine simaccel -async_jobs "$j" || true
+# Rounds interleave the configurations, so a drift of the machine spreads over all of them.
+for round in $(seq "$rounds"); do
+    speed_run "software" -- || true
+    speed_run "software -multi 2" -- -multi 2 || true
+    if [[ -f $engine_so ]]; then
+        for j in $jobs_list; do
+            speed_run "engine async_jobs $j" "OPENSSL_ENGINES=$build/engines-3" -- \
+                -engine simaccel -async_jobs "$j" || true
+        done
+    fi
+    if [[ -f $provider_so ]]; then
+        for j in $jobs_list; do
+            speed_run "provider async_jobs $j" "OPENSSL_MODULES=$build/ossl-modules" \
+                "OPENSSL_CONF=$src/conf/simaccel-provider.cnf" -- -async_jobs "$j" || true
+        done
+    fi
+done
+
+# med[LABEL,ALG], lo[...], hi[...]: over the rounds that ran.
+declare -A med lo hi
+for label in "${labels[@]}"; do
+    for alg in "${algs[@]}"; do
+        # shellcheck disable=SC2086 # the values are a space-separated list of numbers
+        read -r "med[$label,$alg]" "lo[$label,$alg]" "hi[$label,$alg]" < <(agg ${rate[$label,$alg]})
     done
-fi
-if [[ -f $provider_so ]]; then
-    for j in $jobs_list; do
-        speed_run "provider async_jobs $j" "OPENSSL_MODULES=$build/ossl-modules" \
-            "OPENSSL_CONF=$src/conf/simaccel-provider.cnf" -- -async_jobs "$j" || true
-    done
-fi
+done
 
 # The table, and the CSV with the same numbers.
 base="software -multi 2"
 ratio() { # ratio LABEL ALG: ops/s over the -multi 2 baseline, or "-"
-    awk -v a="${rate[$1,$2]:-0}" -v b="${rate[$base,$2]:-0}" \
+    awk -v a="${med[$1,$2]:-0}" -v b="${med[$base,$2]:-0}" \
         'BEGIN { if (b > 0 && a > 0) printf "%.2f", a / b; else printf "-" }'
 }
 {
@@ -132,17 +158,17 @@ ratio() { # ratio LABEL ALG: ops/s over the -multi 2 baseline, or "-"
     for label in "${labels[@]}"; do
         printf '%-24s' "$label"
         for alg in "${algs[@]}"; do
-            printf ' %14.1f %7s' "${rate[$label,$alg]}" "$(ratio "$label" "$alg")"
+            printf ' %14.1f %7s' "${med[$label,$alg]}" "$(ratio "$label" "$alg")"
         done
         printf '\n'
     done
 } | tee "$outdir/speed.txt"
 
 {
-    echo "configuration,algorithm,ops_per_s,ratio_vs_multi2,seconds,timing"
+    echo "configuration,algorithm,ops_per_s,ratio_vs_multi2,seconds,timing,rounds,ops_min,ops_max"
     for label in "${labels[@]}"; do
         for alg in "${algs[@]}"; do
-            echo "$label,$alg,${rate[$label,$alg]},$(ratio "$label" "$alg"),$seconds,${timing:-cpu}"
+            echo "$label,$alg,${med[$label,$alg]},$(ratio "$label" "$alg"),$seconds,${timing:-cpu},${ran[$label]},${lo[$label,$alg]},${hi[$label,$alg]}"
         done
     done
 } >"$csv"
@@ -153,4 +179,7 @@ echo "speed.sh: ops per $unit second; wrote $csv and $outdir/speed.txt (raw outp
 expected=2
 [[ -f $engine_so ]] && expected=$((expected + $(wc -w <<<"$jobs_list")))
 [[ -f $provider_so ]] && expected=$((expected + $(wc -w <<<"$jobs_list")))
-((${#labels[@]} == expected)) || { echo "speed.sh: $((expected - ${#labels[@]})) run(s) failed" >&2; exit 1; }
+done_runs=0
+for label in "${labels[@]}"; do done_runs=$((done_runs + ran[$label])); done
+((done_runs == expected * rounds)) ||
+    { echo "speed.sh: $((expected * rounds - done_runs)) run(s) failed" >&2; exit 1; }

@@ -17,11 +17,13 @@ ALGS = ["rsa2048", "ecdsap256", "ecdhp256"]
 LATENCY_CLASS = "ecdsa-sign"
 
 
-def read_speed(path):
+def read_speed(path, column="ops_per_s"):
+    """{(configuration, algorithm): value of column}; ops_min/ops_max fall back to ops_per_s
+    (files from a single round)."""
     rows = {}
     with open(path) as f:
         for r in csv.DictReader(f):
-            rows[(r["configuration"], r["algorithm"])] = float(r["ops_per_s"] or 0)
+            rows[(r["configuration"], r["algorithm"])] = float(r.get(column) or r["ops_per_s"] or 0)
     return rows
 
 
@@ -39,15 +41,20 @@ def speed_series(rows, alg):
 
 def cmd_speed(speed_csv, outdir):
     rows = read_speed(speed_csv)
+    lo, hi = read_speed(speed_csv, "ops_min"), read_speed(speed_csv, "ops_max")
     for alg in ALGS:
         series, sw, multi = speed_series(rows, alg)
+        lo_s, _, _ = speed_series(lo, alg)
+        hi_s, _, _ = speed_series(hi, alg)
         jobs = sorted({j for s in series.values() for j, _ in s})
         with open(os.path.join(outdir, f"speed.{alg}.dat"), "w") as f:
-            f.write("# async_jobs engine provider software multi2\n")
+            f.write("# async_jobs engine provider software multi2 engine_min engine_max "
+                    "provider_min provider_max\n")
             for j in jobs:
-                e = dict(series["engine"]).get(j, "NaN")
-                p = dict(series["provider"]).get(j, "NaN")
-                f.write(f"{j} {e} {p} {sw} {multi}\n")
+                v = lambda ser, k: dict(ser[k]).get(j, "NaN")
+                f.write(f"{j} {v(series, 'engine')} {v(series, 'provider')} {sw} {multi} "
+                        f"{v(lo_s, 'engine')} {v(hi_s, 'engine')} "
+                        f"{v(lo_s, 'provider')} {v(hi_s, 'provider')}\n")
 
 
 def histogram(stats_path, cls):
@@ -225,9 +232,13 @@ def cmd_summary(outdir):
 
     if os.path.exists(p("speed", "speed.csv")):
         rows = read_speed(p("speed", "speed.csv"))
+        with open(p("speed", "speed.csv")) as f:
+            nrounds = max((int(r.get("rounds") or 1) for r in csv.DictReader(f)), default=1)
         lines += ["## (a) openssl speed: ops/s against async_jobs", "",
                   "One `openssl speed` process; `software -multi 2` is the two-core reference that "
-                  "offload from one process should approach (ratio 1.0).", ""]
+                  "offload from one process should approach (ratio 1.0). "
+                  f"Every configuration ran {nrounds} time(s), interleaved: figures are medians, "
+                  "the plots' bars the lowest and highest run.", ""]
         t = []
         for alg in ALGS:
             series, sw, multi = speed_series(rows, alg)

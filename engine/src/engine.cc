@@ -18,8 +18,9 @@
 //                               the key and the value; the configuration is unchanged and the
 //                               engine stays usable.
 //   POLL                        No input. Delivers the completions held by poll-mode
-//                               `external` or `coalesce`; returns how many (0 is a count, not a
-//                               failure) and, if p is non-NULL, also stores it in *(long *)p.
+//                               `external` or `coalesce`; stores how many in *(long *)p when p
+//                               is non-NULL (long n; ENGINE_ctrl_cmd(e, "POLL", 0, &n, NULL, 0)).
+//                               Returns 1: a count of 0 is an answer, not a failure.
 //   GET_STATS                   No input. The stats JSON of DESIGN.md §4. With p non-NULL,
 //                               p is a `char **` that receives an OPENSSL_strdup'd copy the
 //                               caller frees with OPENSSL_free:
@@ -32,9 +33,8 @@
 //   DEVICE_RESET                No input. Simulates a device reset: every request in flight
 //                               fails (or falls back to software with sw-fallback=yes) and
 //                               submissions are refused for the reset downtime. Returns 1.
-//   GET_NUM_REQUESTS_IN_FLIGHT  No input. Returns the number of requests in the device (0 is a
-//                               count, not a failure) and, if p is non-NULL, stores it in
-//                               *(long *)p.
+//   GET_NUM_REQUESTS_IN_FLIGHT  No input. Stores the number of requests in the device in
+//                               *(long *)p when p is non-NULL. Returns 1.
 
 #include <openssl/crypto.h>
 #include <openssl/engine.h>
@@ -139,7 +139,7 @@ void build_commands() noexcept {
         table->defns.reserve(keys.size() + 6);
         table->defns.push_back({kCmdPoll, "POLL",
                                 "Deliver the completions held by poll-mode external or coalesce; "
-                                "returns how many",
+                                "how many into *(long *)p if p is not NULL",
                                 ENGINE_CMD_FLAG_NO_INPUT});
         table->defns.push_back({kCmdGetStats, "GET_STATS",
                                 "Statistics as JSON: into *(char **)p (free with OPENSSL_free), "
@@ -151,8 +151,7 @@ void build_commands() noexcept {
                                 "Simulate a device reset: requests in flight fail (or fall back)",
                                 ENGINE_CMD_FLAG_NO_INPUT});
         table->defns.push_back({kCmdGetNumRequestsInFlight, "GET_NUM_REQUESTS_IN_FLIGHT",
-                                "Requests in the device: the return value, and *(long *)p if "
-                                "p is not NULL",
+                                "Requests in the device, into *(long *)p if p is not NULL",
                                 ENGINE_CMD_FLAG_NO_INPUT});
         int num = kCmdFirstKey;
         for (const ConfigKey &k : keys) {
@@ -225,10 +224,14 @@ int get_stats(long histograms, void *p) noexcept {
     }
 }
 
+// The count commands answer through p and return 1, as ENGINE ctrls do: returning the count
+// would make 0 read as failure (`openssl engine -pre POLL` printing [Failure]).
 int count_result(std::uint64_t n, void *p) noexcept {
     if (p != nullptr)
-        *static_cast<long *>(p) = static_cast<long>(n);
-    return n > static_cast<std::uint64_t>(INT_MAX) ? INT_MAX : static_cast<int>(n);
+        *static_cast<long *>(p) = n > static_cast<std::uint64_t>(LONG_MAX)
+                                      ? LONG_MAX
+                                      : static_cast<long>(n);
+    return 1;
 }
 
 int engine_ctrl(ENGINE *, int cmd, long i, void *p, void (*)(void)) noexcept {

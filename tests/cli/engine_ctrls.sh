@@ -28,3 +28,11 @@ if grep -E '^[[:space:]]+[A-Z0-9_]+: <no description>' <<<"$out"; then
 fi
 n=$(grep -Ec '^[[:space:]]+[A-Z0-9_]+: ' <<<"$out")
 say "ok: $n commands, all described"
+
+# The action commands succeed from the command line, where p is NULL: a count of 0 (nothing to
+# poll, nothing in flight) is an answer, not a failure.
+for cmd in POLL RESET_STATS DEVICE_RESET GET_NUM_REQUESTS_IN_FLIGHT; do
+    out=$(run "$OPENSSL" engine -pre "$cmd" simaccel 2>&1) || true
+    grep -Fq "[Success]: $cmd" <<<"$out" || fail "openssl engine -pre $cmd did not succeed: $out"
+done
+say "ok: action commands succeed with no argument"

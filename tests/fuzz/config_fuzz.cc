@@ -59,13 +59,12 @@ void run_engine(std::string_view input, const std::string &key, const std::strin
     ENGINE *e = engine();
     if (e == nullptr)
         return;
-    // Commands that print or change more than the configuration are not this harness's
-    // subject (GET_STATS writes to stdout with a NULL pointer), nor those whose return value is
-    // a count, where 0 is an answer and not a refusal (POLL, GET_NUM_REQUESTS_IN_FLIGHT: see
-    // engine/src/engine.cc).
+    // GET_STATS with a NULL pointer writes the stats to stdout: not this harness's subject.
+    // The other action commands (POLL, RESET_STATS, DEVICE_RESET, GET_NUM_REQUESTS_IN_FLIGHT)
+    // run: they return 1 and leave the configuration alone.
     // (Compared as OpenSSL sees the name: up to the first NUL.)
     const std::string_view name(key.c_str());
-    if (name == "GET_STATS" || name == "POLL" || name == "GET_NUM_REQUESTS_IN_FLIGHT")
+    if (name == "GET_STATS")
         return;
     Device &dev = Device::get();
     const Config before = dev.config();

@@ -30,9 +30,8 @@ long ctrl_count(const char *cmd) {
     if (!e)
         return -1;
     long n = -1;
-    // POLL and GET_NUM_REQUESTS_IN_FLIGHT return the count and also store it in *(long *)p.
-    const int rc = ENGINE_ctrl_cmd(e, cmd, 0, &n, nullptr, 0);
-    return rc < 0 ? -1 : n;
+    // POLL and GET_NUM_REQUESTS_IN_FLIGHT store the count in *(long *)p and return 1.
+    return ENGINE_ctrl_cmd(e, cmd, 0, &n, nullptr, 0) == 1 ? n : -1;
 }
 
 } // namespace
