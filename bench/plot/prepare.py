@@ -163,8 +163,9 @@ def handshake_section(hs, nproc, have_plot):
             "failed": sum(int(num(r, "failed")) for r in rows),
             "server_cpu": med("server_cpu_cores"), "server_ms": med("server_cpu_ms_per_handshake"),
             "client_ms": med("client_cpu_ms_per_handshake"), "busy": med("machine_busy_pct"),
-            "offloaded": "-" if rows[0]["offloaded"] == "-" else
-            sum(int(r["offloaded"]) for r in rows if r["offloaded"].isdigit()),
+            # A count summed over the rounds; "-" for sync, or what a round said instead.
+            "offloaded": sum(int(r["offloaded"]) for r in rows if r["offloaded"].isdigit())
+            if any(r["offloaded"].isdigit() for r in rows) else rows[0]["offloaded"],
             "status": "ok" if all(r["status"] == "ok" for r in rows) else
             "; ".join(sorted({r["status"] for r in rows if r["status"] != "ok"})),
             "tls": rows[0]["tls"], "clients": rows[0]["clients"],
