@@ -1,6 +1,8 @@
 // The bounded MPMC ring and the MPSC inbox: capacity, order, and many threads at once.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <set>
 #include <thread>
 #include <vector>
@@ -58,6 +60,70 @@ struct Node {
     int v;
     Node *next = nullptr;
 };
+
+// A value whose copy into a consumer's output stalls on request: a consumer thread that set
+// t_stall_pop is held inside try_pop after claiming the cell and before releasing it.
+struct Stallable {
+    int id = -1;
+    static inline std::atomic<bool> stalled{false}, release{false};
+    static inline thread_local bool t_stall_pop = false;
+    Stallable() = default;
+    explicit Stallable(int i) : id(i) {}
+    Stallable(const Stallable &) = default;
+    Stallable &operator=(const Stallable &o) {
+        if (t_stall_pop) {
+            stalled.store(true);
+            while (!release.load())
+                std::this_thread::yield();
+        }
+        id = o.id;
+        return *this;
+    }
+};
+
+// The case Core::try_submit must handle (a refused push undoes its counts and returns busy; the
+// request is never lost): a consumer preempted between claiming a cell and releasing it keeps
+// that cell, so a push can fail while fewer items than the capacity are queued. Here the ring
+// holds nothing but the cell being read, and the producer is still refused until the consumer
+// finishes.
+TEST(Ring, PushCanFailBelowCapacityWhileAConsumerIsMidPop) {
+    MpmcRing<Stallable> ring(4);
+    for (int i = 0; i < 4; ++i)
+        ASSERT_TRUE(ring.try_push(Stallable(i)));
+    Stallable::stalled = false;
+    Stallable::release = false;
+    Stallable got0;
+    std::thread consumer([&] {
+        Stallable::t_stall_pop = true;
+        EXPECT_TRUE(ring.try_pop(&got0));
+    });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!Stallable::stalled.load() && std::chrono::steady_clock::now() < until)
+        std::this_thread::yield();
+    ASSERT_TRUE(Stallable::stalled.load()) << "the consumer never reached the stall";
+
+    // The other three items come out; nothing else is queued.
+    Stallable v;
+    for (int i = 1; i < 4; ++i) {
+        ASSERT_TRUE(ring.try_pop(&v));
+        EXPECT_EQ(v.id, i);
+    }
+    EXPECT_FALSE(ring.try_pop(&v));
+    // The next push lands on the cell still held by the stalled consumer: refused.
+    EXPECT_FALSE(ring.try_push(Stallable(10)));
+
+    Stallable::release = true;
+    consumer.join();
+    EXPECT_EQ(got0.id, 0);
+    // Released: the ring takes a full lap again, in order.
+    for (int i = 0; i < 4; ++i)
+        ASSERT_TRUE(ring.try_push(Stallable(20 + i)));
+    EXPECT_FALSE(ring.try_push(Stallable(99)));
+    for (int i = 0; i < 4; ++i) {
+        ASSERT_TRUE(ring.try_pop(&v));
+        EXPECT_EQ(v.id, 20 + i);
+    }
+}
 
 TEST(Inbox, TakeAllReturnsOldestFirst) {
     MpscStack<Node> s;
