@@ -228,9 +228,8 @@ int get_stats(long histograms, void *p) noexcept {
 // would make 0 read as failure (`openssl engine -pre POLL` printing [Failure]).
 int count_result(std::uint64_t n, void *p) noexcept {
     if (p != nullptr)
-        *static_cast<long *>(p) = n > static_cast<std::uint64_t>(LONG_MAX)
-                                      ? LONG_MAX
-                                      : static_cast<long>(n);
+        *static_cast<long *>(p) =
+            n > static_cast<std::uint64_t>(LONG_MAX) ? LONG_MAX : static_cast<long>(n);
     return 1;
 }
 
