@@ -357,14 +357,23 @@ const TimingBudget &timing_budget() {
         double load = 0;
         (void)getloadavg(&load, 1);
         const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        // A sanitizer slows every thread of the device several times over: the model's upper
+        // bounds (within 5 % of the spec) are for uninstrumented builds, where scripts/test.sh
+        // checks them; instrumented runs keep the lower bounds and every correctness check.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+        constexpr bool kSanitized = true;
+#else
+        constexpr bool kSanitized = false;
+#endif
         const char *force = std::getenv("SIMACCEL_MODEL_STRICT");
         if (force && *force)
             t.strict = std::string(force) != "0";
         else
-            t.strict = load <= static_cast<double>(cpus > 0 ? cpus : 1);
+            t.strict = !kSanitized && load <= static_cast<double>(cpus > 0 ? cpus : 1);
         char buf[160];
-        std::snprintf(buf, sizeof buf, "load average %.2f on %ld CPUs: %s tolerances", load, cpus,
-                      t.strict ? "strict (model)" : "loose (machine oversubscribed)");
+        std::snprintf(buf, sizeof buf, "load average %.2f on %ld CPUs%s: %s tolerances", load, cpus,
+                      kSanitized ? ", sanitizer build" : "",
+                      t.strict ? "strict (model)" : "loose (machine oversubscribed or slowed)");
         t.why = buf;
         std::printf("[ TIMING   ] %s\n", buf);
         return t;

@@ -126,8 +126,8 @@ PoolReport run_jobs(std::size_t jobs, const JobBody &body, const PoolOptions &op
 // Timing tolerances. The model's numbers (throughput within 5% of J/L, means within 5%) hold
 // when the test's four threads (driver, two workers, completion thread) get a core when they
 // wake. On an oversubscribed machine every wake-up can wait a scheduler slice (ms), which the
-// model cannot know about. Strict unless the 1-minute load average exceeds the online CPUs;
-// SIMACCEL_MODEL_STRICT=1 forces strict, =0 forces loose.
+// model cannot know about. Strict unless the 1-minute load average exceeds the online CPUs or
+// the build is instrumented (ASan, TSan); SIMACCEL_MODEL_STRICT=1 forces strict, =0 loose.
 struct TimingBudget {
     bool strict = true;
     std::string why; // for failure messages: the load, and which tolerance applies
