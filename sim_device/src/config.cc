@@ -191,6 +191,8 @@ template <std::size_t I> std::string get_latency_class(const Config &c) {
 
 // Upper bound for a coalescing batch: more than a full device (64 instances of 1M) never fills.
 constexpr std::uint32_t kMaxCoalesceBatch = 64u * 1048576u;
+// Upper bound for a worker's batch (poll-mode batch:N): the worker holds that many pointers.
+constexpr std::uint32_t kMaxWorkerBatch = 4096;
 
 bool parse_poll_mode(Config &c, std::string_view s) {
     PollMode m;
@@ -200,8 +202,16 @@ bool parse_poll_mode(Config &c, std::string_view s) {
         m.kind = PollMode::Kind::kExternal;
     } else {
         std::string_view kind, args, n, d;
-        if (!split_pair(s, ':', &kind, &args) || !iequals(kind, "coalesce") ||
-            !split_pair(args, ',', &n, &d))
+        if (!split_pair(s, ':', &kind, &args))
+            return false;
+        if (iequals(kind, "batch")) {
+            m.kind = PollMode::Kind::kBatch;
+            if (!parse_uint(args, &m.batch) || m.batch < 1 || m.batch > kMaxWorkerBatch)
+                return false;
+            c.poll_mode = m;
+            return true;
+        }
+        if (!iequals(kind, "coalesce") || !split_pair(args, ',', &n, &d))
             return false;
         m.kind = PollMode::Kind::kCoalesce;
         if (!parse_uint(n, &m.batch) || m.batch < 1 || m.batch > kMaxCoalesceBatch ||
@@ -220,6 +230,8 @@ std::string get_poll_mode(const Config &c) {
     case PollMode::Kind::kCoalesce:
         return "coalesce:" + std::to_string(c.poll_mode.batch) + "," +
                format_duration(c.poll_mode.window_ns);
+    case PollMode::Kind::kBatch:
+        return "batch:" + std::to_string(c.poll_mode.batch);
     }
     return "invalid";
 }
@@ -469,9 +481,13 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "event",
               "coalesce:16,50us",
               "How completions are delivered: `event` at once, `external` when the application "
-              "polls (engine ctrl POLL), `coalesce:N,D` when N are ready or D has passed.",
-              "`event`, `external` or `coalesce:N,D` (N 1..67108864, D a duration > 0, at most "
-              "3600s)",
+              "polls (engine ctrl POLL), `coalesce:N,D` when N are ready or D has passed, "
+              "`batch:N` by each worker N at a time or as soon as it runs out of queued work "
+              "(fewer wake-ups of the application, each completion held while its worker "
+              "computes up to N-1 more; completions with a modeled latency come at their "
+              "deadline as with `event`).",
+              "`event`, `external`, `coalesce:N,D` (N 1..67108864, D a duration > 0, at most "
+              "3600s) or `batch:N` (N 1..4096)",
               &parse_poll_mode,
               &get_poll_mode,
               false};

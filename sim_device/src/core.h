@@ -70,9 +70,15 @@ class Core {
 
   private:
     friend class detail::CompletionEngine;
+    // The completions a worker holds under poll-mode batch:N (that worker's own).
+    struct Held {
+        Request **reqs = nullptr; // poll_mode.batch slots of held_buf_
+        unsigned n = 0;
+    };
     void worker_main(unsigned index) noexcept;
     Request *take(unsigned &rr) noexcept;
-    void execute(Request *req, detail::Rng &rng) noexcept;
+    void execute(Request *req, detail::Rng &rng, Held &held) noexcept;
+    void deliver_held(Held &held) noexcept;
     void wake_worker() noexcept;
     bool runnable() const noexcept; // something queued and a capacity slot free
     void release_slot(std::uint64_t modeled_free_ns) noexcept; // 0: now
@@ -82,6 +88,7 @@ class Core {
     std::vector<std::unique_ptr<detail::Model>> models_; // guarded by dev.mu_
     std::unique_ptr<detail::CompletionEngine> engine_;
     std::vector<std::thread> threads_;
+    std::unique_ptr<Request *[]> held_buf_; // batch:N: N slots per worker
 
     alignas(detail::kCacheLine) std::atomic<std::uint64_t> queued_{0}; // pushed, not yet taken
     alignas(detail::kCacheLine) std::atomic<std::uint32_t> in_service_{0};

@@ -112,6 +112,8 @@ Core::Core(Device &d, const Config &c, unsigned workers)
         instances_.push_back(std::make_unique<detail::Instance>(cfg.queue_depth));
     set_model(cfg);
     engine_ = std::make_unique<detail::CompletionEngine>(*this);
+    if (poll_mode.kind == PollMode::Kind::kBatch)
+        held_buf_ = std::make_unique<Request *[]>(std::size_t{workers} * poll_mode.batch);
 }
 
 Core::~Core() = default;
@@ -296,11 +298,15 @@ void Core::worker_main(unsigned index) noexcept {
     detail::Rng rng(model_.load(std::memory_order_acquire)->seed ^ (0x9e37u * (index + 1)));
     unsigned rr = index;
     std::atomic<bool> &busy = busy_[index].flag;
+    Held held;
+    if (held_buf_)
+        held.reqs = held_buf_.get() + std::size_t{index} * poll_mode.batch;
     for (;;) {
         // Fork quiescence (DESIGN.md §5.9): seq_cst pair with quiesce(): either it sees us busy
         // and waits, or we see the flag and stay out of OpenSSL until resume().
         busy.store(true, std::memory_order_seq_cst);
         if (quiescing_.load(std::memory_order_seq_cst)) {
+            deliver_held(held); // still busy: the fork waits for these callbacks
             busy.store(false, std::memory_order_seq_cst);
             const std::uint32_t bell = doorbell_.load(std::memory_order_acquire);
             if (quiescing_.load(std::memory_order_seq_cst))
@@ -311,10 +317,12 @@ void Core::worker_main(unsigned index) noexcept {
             if (stopping_.load(std::memory_order_relaxed))
                 deliver_now(r, Status::kShutdown); // queued when the device stopped: fail it
             else
-                execute(r, rng);
+                execute(r, rng, held);
             busy.store(false, std::memory_order_release);
             continue;
         }
+        // Out of work: what this worker holds goes now (batch:N never waits for a full batch).
+        deliver_held(held);
         busy.store(false, std::memory_order_release);
         if (stopping_.load(std::memory_order_acquire) && queued_.load(std::memory_order_acquire) == 0)
             return;
@@ -360,7 +368,7 @@ void Core::resume() noexcept {
     doorbell_.notify_all();
 }
 
-void Core::execute(Request *r, detail::Rng &rng) noexcept {
+void Core::execute(Request *r, detail::Rng &rng, Held &held) noexcept {
     // acquire: the Model published by set_model().
     const detail::Model *model = model_.load(std::memory_order_acquire);
     r->t_start = monotonic_ns();
@@ -382,6 +390,10 @@ void Core::execute(Request *r, detail::Rng &rng) noexcept {
         deliver_now(r); // reset while queued: fails at once
     } else if (deadline <= t_done && poll_mode.kind == PollMode::Kind::kEvent) {
         deliver_now(r); // nothing to wait for: signal from here, no extra thread hop
+    } else if (deadline <= t_done && poll_mode.kind == PollMode::Kind::kBatch) {
+        held.reqs[held.n++] = r;
+        if (held.n == poll_mode.batch)
+            deliver_held(held);
     } else if (deadline <= t_done && poll_mode.kind == PollMode::Kind::kExternal) {
         hold(r);
     } else {
@@ -413,6 +425,13 @@ Status Core::retire(Request *r, Status proposed) noexcept {
         release_slot(r->deadline);
     }
     return s;
+}
+
+void Core::deliver_held(Held &held) noexcept {
+    const unsigned n = held.n;
+    held.n = 0;
+    for (unsigned i = 0; i < n; ++i)
+        deliver_now(held.reqs[i]);
 }
 
 void Core::deliver_now(Request *r, Status proposed) noexcept {

@@ -25,10 +25,11 @@ struct LatencySpec {
 };
 
 struct PollMode {
-    enum class Kind : std::uint8_t { kEvent, kExternal, kCoalesce };
+    enum class Kind : std::uint8_t { kEvent, kExternal, kCoalesce, kBatch };
     Kind kind = Kind::kEvent;
     std::uint32_t batch = 0;      // coalesce: deliver when this many are ready ...
     std::uint64_t window_ns = 0;  // ... or this long after the oldest became ready
+                                  // batch: a worker delivers this many at a time, or when idle
     bool operator==(const PollMode &) const = default;
 };
 
