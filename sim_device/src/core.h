@@ -88,7 +88,12 @@ class Core {
     std::vector<std::unique_ptr<detail::Model>> models_; // guarded by dev.mu_
     std::unique_ptr<detail::CompletionEngine> engine_;
     std::vector<std::thread> threads_;
-    std::unique_ptr<Request *[]> held_buf_; // batch:N: N slots per worker
+    // batch:N: N slots per worker, a cache line of padding between two workers' slots.
+    std::unique_ptr<Request *[]> held_buf_;
+    std::size_t held_stride() const noexcept {
+        constexpr std::size_t kPerLine = detail::kCacheLine / sizeof(Request *);
+        return (poll_mode.batch + kPerLine - 1) / kPerLine * kPerLine + kPerLine;
+    }
 
     alignas(detail::kCacheLine) std::atomic<std::uint64_t> queued_{0}; // pushed, not yet taken
     alignas(detail::kCacheLine) std::atomic<std::uint32_t> in_service_{0};

@@ -113,7 +113,7 @@ Core::Core(Device &d, const Config &c, unsigned workers)
     set_model(cfg);
     engine_ = std::make_unique<detail::CompletionEngine>(*this);
     if (poll_mode.kind == PollMode::Kind::kBatch)
-        held_buf_ = std::make_unique<Request *[]>(std::size_t{workers} * poll_mode.batch);
+        held_buf_ = std::make_unique<Request *[]>(std::size_t{workers} * held_stride());
 }
 
 Core::~Core() = default;
@@ -300,7 +300,7 @@ void Core::worker_main(unsigned index) noexcept {
     std::atomic<bool> &busy = busy_[index].flag;
     Held held;
     if (held_buf_)
-        held.reqs = held_buf_.get() + std::size_t{index} * poll_mode.batch;
+        held.reqs = held_buf_.get() + std::size_t{index} * held_stride();
     for (;;) {
         // Fork quiescence (DESIGN.md §5.9): seq_cst pair with quiesce(): either it sees us busy
         // and waits, or we see the flag and stay out of OpenSSL until resume().
