@@ -25,6 +25,30 @@ void configure(Device &dev, const std::string &opts) {
     ASSERT_TRUE(dev.configure(base_config(opts), &err)) << err;
 }
 
+// `threads` threads submit `per_thread` null requests each (retrying on busy), then every
+// request must complete exactly once and the device must end empty.
+void expect_each_completes_once(Device &dev, int threads, int per_thread) {
+    std::vector<std::unique_ptr<TestRequest>> reqs(static_cast<std::size_t>(threads * per_thread));
+    for (auto &r : reqs)
+        r = std::make_unique<TestRequest>();
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < threads; ++t)
+        submitters.emplace_back([&, t] {
+            for (int i = 0; i < per_thread; ++i)
+                while (dev.try_submit(reqs[static_cast<std::size_t>(t * per_thread + i)].get()) ==
+                       Submit::kBusy)
+                    std::this_thread::yield();
+        });
+    for (auto &t : submitters)
+        t.join();
+    for (auto &r : reqs)
+        ASSERT_TRUE(r->wait());
+    std::this_thread::sleep_for(10ms); // a duplicate completion would land by now
+    for (auto &r : reqs)
+        ASSERT_EQ(r->completions.load(), 1);
+    EXPECT_EQ(dev.inflight(), 0u);
+}
+
 } // namespace
 
 TEST(Device, BusyExactlyAtQueueDepth) {
@@ -83,30 +107,11 @@ TEST(Device, ManyThreadsEveryRequestCompletesExactlyOnce) {
     Device dev;
     configure(dev, "workers=2 instances=2 queue-depth=256");
     constexpr int kThreads = 4, kPerThread = 5000;
-    std::vector<std::unique_ptr<TestRequest>> reqs(kThreads * kPerThread);
-    for (auto &r : reqs)
-        r = std::make_unique<TestRequest>();
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t)
-        threads.emplace_back([&, t] {
-            for (int i = 0; i < kPerThread; ++i) {
-                TestRequest *r = reqs[t * kPerThread + i].get();
-                while (dev.try_submit(r) == Submit::kBusy)
-                    std::this_thread::yield();
-            }
-        });
-    for (auto &t : threads)
-        t.join();
-    for (auto &r : reqs)
-        ASSERT_TRUE(r->wait());
-    std::this_thread::sleep_for(10ms); // a duplicate completion would land by now
-    for (auto &r : reqs)
-        ASSERT_EQ(r->completions.load(), 1);
+    expect_each_completes_once(dev, kThreads, kPerThread);
     const OpStats &st = dev.stats().op(OpClass::kNull);
     EXPECT_EQ(st.submitted.load(), static_cast<std::uint64_t>(kThreads * kPerThread));
     EXPECT_EQ(st.completed.load() + st.failed.load(), st.submitted.load());
     EXPECT_EQ(st.failed.load(), 0u);
-    EXPECT_EQ(dev.inflight(), 0u);
 }
 
 TEST(Device, FixedLatencyIsAFloor) {
@@ -326,25 +331,7 @@ TEST(Device, BatchDeliversWhenTheWorkerRunsOutOfWork) {
         EXPECT_LT(lone.done_ns - t0, 100'000'000u) << "a lone completion was held";
     }
     // Many submitters, most batches partial or full: every request exactly once.
-    constexpr int kThreads = 4, kPerThread = 2000;
-    std::vector<std::unique_ptr<TestRequest>> reqs(kThreads * kPerThread);
-    for (auto &r : reqs)
-        r = std::make_unique<TestRequest>();
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t)
-        threads.emplace_back([&, t] {
-            for (int i = 0; i < kPerThread; ++i)
-                while (dev.try_submit(reqs[t * kPerThread + i].get()) == Submit::kBusy)
-                    std::this_thread::yield();
-        });
-    for (auto &t : threads)
-        t.join();
-    for (auto &r : reqs)
-        ASSERT_TRUE(r->wait());
-    std::this_thread::sleep_for(10ms);
-    for (auto &r : reqs)
-        ASSERT_EQ(r->completions.load(), 1);
-    EXPECT_EQ(dev.inflight(), 0u);
+    expect_each_completes_once(dev, 4, 2000);
 }
 
 // Requests with a modeled latency are not held by the worker: they complete at their deadline
