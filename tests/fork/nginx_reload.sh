@@ -15,38 +15,8 @@ workers=2
 make_cert ec ec
 mkdir -p "$WORK/nginx/logs"
 
-nginx_conf() { # nginx_conf FILE PORT
-    local user=""
-    ((EUID == 0)) && user="user root;"
-    cat >"$1" <<CONF
-$user
-master_process on;
-daemon off;
-worker_processes $workers;
-worker_shutdown_timeout 10s;
-pid $WORK/nginx/nginx.pid;
-error_log stderr notice;
-ssl_engine simaccel;
-events { worker_connections 512; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/client_body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache off;
-    ssl_session_tickets off;
-    server {
-        listen 127.0.0.1:$2 ssl;
-        ssl_certificate $WORK/ec.crt;
-        ssl_certificate_key $WORK/ec.key;
-        location / { return 200 "ok\n"; }
-    }
-}
-CONF
-}
+# nginx_conf FILE PORT (nginx_engine_conf: lib.sh); old workers get 10 s to finish at a reload.
+nginx_conf() { nginx_engine_conf "$1" "$workers" "worker_shutdown_timeout 10s;" "$2:ec"; }
 
 export SIMACCEL_OPTS="stats-file=$WORK/stats.%p.json latency=fixed:200us"
 log=$WORK/nginx.log

@@ -206,3 +206,48 @@ tls12_handshakes() {
         fi
     done
 }
+
+# nginx_engine_conf FILE WORKERS EXTRA_MAIN PORT:CERT...: an nginx configuration with
+# `ssl_engine simaccel;`, WORKERS worker processes, EXTRA_MAIN added to the main context, and
+# one TLS server per PORT:CERT ($WORK/CERT.crt and .key). Everything lives under $WORK/nginx;
+# nothing of the system configuration is read. No session cache, no tickets: every connection
+# is a full handshake.
+nginx_engine_conf() {
+    local file=$1 workers=$2 extra=$3 user="" spec
+    shift 3
+    ((EUID == 0)) && user="user root;"
+    {
+        cat <<CONF
+$user
+master_process on;
+daemon off;
+worker_processes $workers;
+$extra
+pid $WORK/nginx/nginx.pid;
+error_log stderr notice;
+ssl_engine simaccel;
+events { worker_connections 512; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/client_body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+CONF
+        for spec in "$@"; do
+            cat <<CONF
+    server {
+        listen 127.0.0.1:${spec%%:*} ssl;
+        ssl_certificate $WORK/${spec#*:}.crt;
+        ssl_certificate_key $WORK/${spec#*:}.key;
+        location / { return 200 "ok\n"; }
+    }
+CONF
+        done
+        echo "}"
+    } >"$file"
+}

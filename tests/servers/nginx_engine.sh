@@ -15,45 +15,8 @@ make_cert rsa rsa
 make_cert ec ec
 mkdir -p "$WORK/nginx/logs"
 
-# nginx_conf FILE RSA_PORT EC_PORT: everything under the scratch prefix, nothing of the
-# system's nginx (pid file, logs, temp paths).
-nginx_conf() {
-    local port user=""
-    ((EUID == 0)) && user="user root;"
-    cat >"$1" <<CONF
-$user
-master_process on;
-daemon off;
-worker_processes $workers;
-pid $WORK/nginx/nginx.pid;
-error_log stderr notice;
-ssl_engine simaccel;
-events { worker_connections 512; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/client_body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache off;
-    ssl_session_tickets off;
-    server {
-        listen 127.0.0.1:$2 ssl;
-        ssl_certificate $WORK/rsa.crt;
-        ssl_certificate_key $WORK/rsa.key;
-        location / { return 200 "ok\n"; }
-    }
-    server {
-        listen 127.0.0.1:$3 ssl;
-        ssl_certificate $WORK/ec.crt;
-        ssl_certificate_key $WORK/ec.key;
-        location / { return 200 "ok\n"; }
-    }
-}
-CONF
-}
+# nginx_conf FILE RSA_PORT EC_PORT: one server per certificate (nginx_engine_conf: lib.sh).
+nginx_conf() { nginx_engine_conf "$1" "$workers" "" "$2:rsa" "$3:ec"; }
 
 log=$WORK/nginx.log
 for ((try = 0; try < 5; try++)); do
