@@ -85,7 +85,7 @@ struct Policy {
     bool offloaded(OpClass c) const noexcept { return (offload >> index_of(c)) & 1u; }
 };
 
-class Core; // the running part: threads, rings, completion engine (device.cc)
+class Core; // the running part: threads, rings, completion engine (core.cc)
 
 class Device {
   public:
