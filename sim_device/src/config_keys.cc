@@ -240,6 +240,22 @@ std::string get_log(const Config &c) {
     return i < std::size(kLogNames) ? std::string(kLogNames[i]) : std::string("invalid");
 }
 
+constexpr std::string_view kCompletionNames[] = {"auto", "io-uring", "plain"};
+
+bool parse_completion_engine(Config &c, std::string_view s) {
+    for (std::size_t i = 0; i < std::size(kCompletionNames); ++i)
+        if (iequals(s, kCompletionNames[i])) {
+            c.completion_engine = static_cast<CompletionKind>(i);
+            return true;
+        }
+    return false;
+}
+std::string get_completion_engine(const Config &c) {
+    const auto i = static_cast<std::size_t>(c.completion_engine);
+    return i < std::size(kCompletionNames) ? std::string(kCompletionNames[i])
+                                           : std::string("invalid");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The table.
 
@@ -294,7 +310,7 @@ template <std::size_t I> struct ClassLatencyKey {
     }
 };
 
-constexpr std::size_t kNumKeys = 18 + kNumOpClasses;
+constexpr std::size_t kNumKeys = 19 + kNumOpClasses;
 
 constexpr std::array<Spec, kNumKeys> kSpecs = [] {
     std::array<Spec, kNumKeys> t{};
@@ -494,6 +510,19 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "`off`, `error`, `warn`, `info` or `debug`",
               &parse_log,
               &get_log,
+              false};
+    t[n++] = {"completion-engine",
+              "COMPLETION_ENGINE",
+              "completion-engine",
+              "auto",
+              "plain",
+              "How the completion thread waits for deadlines and signals eventfds: `io-uring`, "
+              "or `plain` (a condition variable and write(2)); `auto` takes io_uring unless it is "
+              "unavailable or the process runs under valgrind (which stops every thread while "
+              "one waits in io_uring_enter).",
+              "`auto`, `io-uring` or `plain`",
+              &parse_completion_engine,
+              &get_completion_engine,
               false};
     if (n != kNumKeys)
         throw "kNumKeys does not match the table"; // not a constant expression: fails the build

@@ -95,7 +95,8 @@ bool Device::configure(const Config &cfg, std::string *err) {
     Core *core = core_.load(std::memory_order_acquire);
     const bool structural = cfg.workers != cfg_.workers || cfg.instances != cfg_.instances ||
                             cfg.queue_depth != cfg_.queue_depth || cfg.capacity != cfg_.capacity ||
-                            cfg.poll_mode != cfg_.poll_mode;
+                            cfg.poll_mode != cfg_.poll_mode ||
+                            cfg.completion_engine != cfg_.completion_engine;
     if (core && structural) {
         core_.store(nullptr, std::memory_order_release);
         core->stop();
