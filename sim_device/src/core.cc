@@ -361,8 +361,11 @@ Status Core::retire(Request *r, Status proposed) noexcept {
             s = Status::kDeviceError;
     }
     OpStats &st = dev.stats_.op(r->op);
+    // A request cut off by shutdown (process exit, reconfiguration) is not a device failure.
     if (s == Status::kOk && r->work_ok)
         st.completed.fetch_add(1, std::memory_order_relaxed);
+    else if (s == Status::kShutdown)
+        st.cancelled.fetch_add(1, std::memory_order_relaxed);
     else
         st.failed.fetch_add(1, std::memory_order_relaxed);
     st.latency.record(monotonic_ns() - r->t_submit);

@@ -94,6 +94,7 @@ void Stats::reset() noexcept {
         s.submitted.store(0, std::memory_order_relaxed);
         s.completed.store(0, std::memory_order_relaxed);
         s.failed.store(0, std::memory_order_relaxed);
+        s.cancelled.store(0, std::memory_order_relaxed);
         s.busy.store(0, std::memory_order_relaxed);
         s.retried.store(0, std::memory_order_relaxed);
         s.fallback.store(0, std::memory_order_relaxed);
@@ -138,6 +139,7 @@ std::string Stats::to_json(const Config &cfg, unsigned workers, std::uint64_t in
         append_u64(out, "submitted", r(s.submitted));
         append_u64(out, "completed", r(s.completed));
         append_u64(out, "failed", r(s.failed));
+        append_u64(out, "cancelled", r(s.cancelled));
         append_u64(out, "busy", r(s.busy));
         append_u64(out, "retried", r(s.retried));
         append_u64(out, "fallback", r(s.fallback));
