@@ -310,7 +310,10 @@ template <std::size_t I> struct ClassLatencyKey {
     }
 };
 
-constexpr std::size_t kNumKeys = 19 + kNumOpClasses;
+// Keys other than the per-class `latency-<class>` rows. The table below fails the build when
+// this count is wrong; the engine's ctrl numbers are the table's indices.
+constexpr std::size_t kNumFixedKeys = 19;
+constexpr std::size_t kNumKeys = kNumFixedKeys + kNumOpClasses;
 
 constexpr std::array<Spec, kNumKeys> kSpecs = [] {
     std::array<Spec, kNumKeys> t{};

@@ -104,6 +104,7 @@ bool Core::start(std::string *err) {
     // Return only once every device thread runs: a fork right after the first submission must
     // not copy a thread that is still being set up (its runtime's locks, e.g. a sanitizer's
     // thread registry, would stay held in the child).
+    // acquire: pairs with thread_started()'s release: each thread's set-up happened before.
     for (std::uint32_t n; (n = started_.load(std::memory_order_acquire)) < n_workers + 1;)
         started_.wait(n, std::memory_order_acquire);
     SIMACCEL_LOG_INFO("device started: %u workers, %u instances, queue-depth %u, completion "
@@ -117,7 +118,9 @@ Submit Core::try_submit(Request *req) noexcept {
     // seq_cst pair with stop(): either stop() sees us in `submitters_`, or we see `stopping_`.
     submitters_.fetch_add(1, std::memory_order_seq_cst);
     if (stopping_.load(std::memory_order_seq_cst)) {
-        submitters_.fetch_sub(1, std::memory_order_release);
+        // relaxed: this path pushed nothing for stop() to see (likewise the busy returns below;
+        // a relaxed RMW continues the release sequence of a releasing one).
+        submitters_.fetch_sub(1, std::memory_order_relaxed);
         return Submit::kDown;
     }
     if (t_instance == UINT32_MAX || t_instance_gen != generation) {
@@ -135,15 +138,17 @@ Submit Core::try_submit(Request *req) noexcept {
         fault = model->draw(idx, in.fault_seq.fetch_add(1, std::memory_order_relaxed));
     if (fault.busy) {
         st.busy.fetch_add(1, std::memory_order_relaxed);
-        submitters_.fetch_sub(1, std::memory_order_release);
+        submitters_.fetch_sub(1, std::memory_order_relaxed);
         return Submit::kBusy;
     }
     // `queue-depth` is enforced by the occupancy count (queued + in service); the ring is at
     // least that large.
+    // acquire: pairs with retire()'s release: the request that freed this slot is already
+    // uncounted from `inflight_`.
     if (in.occupancy.fetch_add(1, std::memory_order_acquire) >= cfg.queue_depth) {
         in.occupancy.fetch_sub(1, std::memory_order_relaxed);
         st.busy.fetch_add(1, std::memory_order_relaxed);
-        submitters_.fetch_sub(1, std::memory_order_release);
+        submitters_.fetch_sub(1, std::memory_order_relaxed);
         return Submit::kBusy;
     }
     req->status.store(Status::kPending, std::memory_order_relaxed);
@@ -164,7 +169,8 @@ Submit Core::try_submit(Request *req) noexcept {
     st.submitted.fetch_add(1, std::memory_order_relaxed);
 
     // Count before pushing so that `queued_` never underflows; a worker that sees the count
-    // before the push lands just looks again.
+    // before the push lands just looks again. seq_cst: the submitter's half of the idle
+    // protocol (count, then read `sleepers_`/`spinning_`; a worker counts itself, then reads).
     queued_.fetch_add(1, std::memory_order_seq_cst);
     if (!in.ring.try_push(req)) {
         // The occupancy check leaves room in the ring, but not necessarily in the one cell a
@@ -176,18 +182,22 @@ Submit Core::try_submit(Request *req) noexcept {
         dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
         in.occupancy.fetch_sub(1, std::memory_order_relaxed);
         st.busy.fetch_add(1, std::memory_order_relaxed);
-        submitters_.fetch_sub(1, std::memory_order_release);
+        submitters_.fetch_sub(1, std::memory_order_relaxed);
         return Submit::kBusy;
     }
     // seq_cst pair with the idle protocol in worker_main(). A spinning worker will see the
     // request by itself; only when none spins does a sleeper need the (syscall) wake-up.
     if (sleepers_.load(std::memory_order_seq_cst) > 0 && spinning_.load(std::memory_order_seq_cst) == 0)
         wake_worker();
+    // release: stop(), once it reads 0, sees this push and drains it if no worker took it.
     submitters_.fetch_sub(1, std::memory_order_release);
     return Submit::kAccepted;
 }
 
 void Core::wake_worker() noexcept {
+    // release: a worker whose acquire load reads the new bell also sees the `queued_` or
+    // `in_service_` change behind the ring; else it could read the new bell, miss the work and
+    // sleep on a bell already rung.
     doorbell_.fetch_add(1, std::memory_order_release);
     doorbell_.notify_one();
 }
@@ -198,23 +208,30 @@ void Core::release_slot(std::uint64_t modeled_free_ns) noexcept {
     const std::uint64_t now = monotonic_ns();
     slot_freed_at_.store(modeled_free_ns && modeled_free_ns < now ? modeled_free_ns : now,
                          std::memory_order_relaxed);
+    // seq_cst: the releaser's half of the idle protocol (free the slot, then look for sleepers);
+    // its release half publishes `slot_freed_at_` to the worker whose CAS takes the slot.
     in_service_.fetch_sub(1, std::memory_order_seq_cst);
     if (queued_.load(std::memory_order_seq_cst) > 0 && sleepers_.load(std::memory_order_seq_cst) > 0)
         wake_worker();
 }
 
 bool Core::runnable() const noexcept {
+    // seq_cst: the worker's half of the idle protocol (see try_submit() and release_slot()).
     return queued_.load(std::memory_order_seq_cst) > 0 &&
            (!cfg.capacity || in_service_.load(std::memory_order_seq_cst) < cfg.capacity);
 }
 
 Request *Core::take(unsigned &rr) noexcept {
-    if (queued_.load(std::memory_order_acquire) == 0)
+    // relaxed: a hint only; the ring's own acquire orders the request, and a worker that reads
+    // a stale 0 re-checks in runnable(). stop() drains after the submitters' release.
+    if (queued_.load(std::memory_order_relaxed) == 0)
         return nullptr;
     const bool stopping = stopping_.load(std::memory_order_relaxed);
     bool slot = false;
     if (cfg.capacity && !stopping) {
         std::uint32_t s = in_service_.load(std::memory_order_relaxed);
+        // seq_cst (its acquire half): the CAS sees the `slot_freed_at_` of the release_slot()
+        // whose decrement it reads.
         do {
             if (s >= cfg.capacity)
                 return nullptr;
@@ -246,6 +263,7 @@ void Core::worker_main(unsigned index) noexcept {
     std::snprintf(name, sizeof name, "simaccel-w%u", index);
     pthread_setname_np(pthread_self(), name);
     thread_started();
+    // acquire: the Model published by set_model().
     detail::Rng rng(model_.load(std::memory_order_acquire)->seed ^ (0x9e37u * (index + 1)));
     unsigned rr = index;
     std::atomic<bool> &busy = busy_[index].flag;
@@ -258,7 +276,9 @@ void Core::worker_main(unsigned index) noexcept {
         busy.store(true, std::memory_order_seq_cst);
         if (quiescing_.load(std::memory_order_seq_cst)) {
             deliver_held(held); // still busy: the fork waits for these callbacks
+            // seq_cst (its release half): quiesce() that reads false sees those callbacks done.
             busy.store(false, std::memory_order_seq_cst);
+            // acquire: pairs with resume()'s release: reading its bell, we see quiescing_ clear.
             const std::uint32_t bell = doorbell_.load(std::memory_order_acquire);
             if (quiescing_.load(std::memory_order_seq_cst))
                 doorbell_.wait(bell, std::memory_order_acquire);
@@ -269,16 +289,21 @@ void Core::worker_main(unsigned index) noexcept {
                 deliver_now(r, Status::kShutdown); // queued when the device stopped: fail it
             else
                 execute(r, rng, held);
+            // release: quiesce() that reads false sees this request's compute and delivery done.
             busy.store(false, std::memory_order_release);
             continue;
         }
         // Out of work: what this worker holds goes now (batch:N never waits for a full batch).
         deliver_held(held);
-        busy.store(false, std::memory_order_release);
-        if (stopping_.load(std::memory_order_acquire) && queued_.load(std::memory_order_acquire) == 0)
+        busy.store(false, std::memory_order_release); // release: as above
+        // relaxed: stop() publishes nothing with `stopping_`, and what a leaving worker misses in
+        // the rings stop() drains after joining it.
+        if (stopping_.load(std::memory_order_relaxed) &&
+            queued_.load(std::memory_order_relaxed) == 0)
             return;
         // Brief spin: under load the next request is usually microseconds away, and a futex
-        // round trip costs more than that.
+        // round trip costs more than that. seq_cst: a submitter that reads us spinning does not
+        // ring the doorbell (see try_submit()).
         spinning_.fetch_add(1, std::memory_order_seq_cst);
         bool found = false;
         const std::uint64_t spin_until = monotonic_ns() + kSpinNs;
@@ -288,10 +313,15 @@ void Core::worker_main(unsigned index) noexcept {
             if (monotonic_ns() > spin_until)
                 break;
         }
+        // seq_cst: a submitter that read us spinning (and did not ring) comes before this in the
+        // total order, so runnable() below sees its request.
         spinning_.fetch_sub(1, std::memory_order_seq_cst);
         if (found)
             continue;
+        // seq_cst: the worker's half of the idle protocol: count ourselves, then re-check.
         sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        // acquire: pairs with wake_worker()'s and stop()'s release: if we read their new bell we
+        // also see the work or `stopping_` they rang for; if not, the wait returns at once.
         const std::uint32_t bell = doorbell_.load(std::memory_order_acquire);
         if (!runnable() && !stopping_.load(std::memory_order_seq_cst))
             doorbell_.wait(bell, std::memory_order_acquire);
@@ -306,6 +336,7 @@ void Core::thread_started() noexcept {
 }
 
 void Core::quiesce() noexcept {
+    // seq_cst pair with worker_main(): either we see a worker busy and wait, or it sees the flag.
     quiescing_.store(true, std::memory_order_seq_cst);
     // Requests being computed finish (an RSA-4096 sign is milliseconds); nothing new starts.
     for (unsigned i = 0; i < n_workers; ++i)
@@ -314,7 +345,8 @@ void Core::quiesce() noexcept {
 }
 
 void Core::resume() noexcept {
-    quiescing_.store(false, std::memory_order_seq_cst);
+    quiescing_.store(false, std::memory_order_seq_cst); // seq_cst: as in quiesce()
+    // release: a worker that reads the new bell sees `quiescing_` cleared.
     doorbell_.fetch_add(1, std::memory_order_release);
     doorbell_.notify_all();
 }
@@ -328,7 +360,8 @@ void Core::execute(Request *r, detail::Rng &rng, Held &held) noexcept {
     // queueing time and must not stretch the modeled latency.
     const std::uint64_t entered_service =
         cfg.capacity ? std::min(r->t_service, r->t_start) : r->t_submit;
-    const bool current = r->epoch == epoch_.load(std::memory_order_acquire);
+    // relaxed: the epoch is a value to compare, it publishes nothing (see reset()).
+    const bool current = r->epoch == epoch_.load(std::memory_order_relaxed);
     if (current && !r->fault_error && r->execute)
         r->work_ok = r->execute(r, r->fault_corrupt);
     const std::uint64_t t_done = monotonic_ns();
@@ -355,7 +388,7 @@ void Core::execute(Request *r, detail::Rng &rng, Held &held) noexcept {
 Status Core::retire(Request *r, Status proposed) noexcept {
     Status s = proposed;
     if (s == Status::kOk) {
-        if (r->epoch != epoch_.load(std::memory_order_acquire))
+        if (r->epoch != epoch_.load(std::memory_order_relaxed)) // relaxed: see reset()
             s = Status::kReset;
         else if (r->fault_error)
             s = Status::kDeviceError;
@@ -371,7 +404,8 @@ Status Core::retire(Request *r, Status proposed) noexcept {
     st.latency.record(monotonic_ns() - r->t_submit);
     // Free the ring slot before publishing, so that the caller's next submission finds room.
     // Uncount it from `inflight` first: a submission that acquires the freed slot then cannot
-    // count this request as well (max_inflight stays within queue-depth x instances).
+    // count this request as well (max_inflight stays within queue-depth x instances). release:
+    // publishes that decrement to try_submit()'s acquire.
     dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
     instances_[r->instance]->occupancy.fetch_sub(1, std::memory_order_release);
     if (r->holds_slot) {
@@ -432,16 +466,22 @@ unsigned Core::poll() noexcept {
 }
 
 void Core::reset() noexcept {
-    // release: requests retired from now on see the new epoch and fail with kReset.
-    epoch_.fetch_add(1, std::memory_order_acq_rel);
+    // relaxed: nothing is written before the bump for a reader to see; requests retired after
+    // a thread reads the new epoch fail with kReset, and the kick (a syscall, or the plain
+    // engine's mutex) makes the completion engine look at its held requests again.
+    epoch_.fetch_add(1, std::memory_order_relaxed);
     engine_->kick();
 }
 
 void Core::stop() noexcept {
+    // seq_cst pair with try_submit(): either a submitter sees `stopping_`, or we see it counted.
     stopping_.store(true, std::memory_order_seq_cst);
+    // seq_cst (its acquire half): reading 0 from the release sequence of the submitters'
+    // decrements, we see every accepted push (drained below).
     while (submitters_.load(std::memory_order_seq_cst) != 0)
         sched_yield();
-    // Wake every idle worker; they fail what is still queued and exit.
+    // Wake every idle worker; they fail what is still queued and exit. release: a worker that
+    // reads the new bell sees `stopping_`.
     doorbell_.fetch_add(1, std::memory_order_release);
     doorbell_.notify_all();
     for (auto &t : threads_)

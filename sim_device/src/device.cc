@@ -54,6 +54,10 @@ unsigned online_cpus() noexcept {
 
 namespace {
 
+// Bits 0-1 flags, 16-31 offload (one per op class), 32-63 max_retries.
+static_assert(kNumOpClasses <= 16, "pack_policy packs one offload bit per op class in 16 bits");
+static_assert(sizeof(Config::max_retries) <= 4, "pack_policy packs max_retries in 32 bits");
+
 std::uint64_t pack_policy(const Config &c) noexcept {
     std::uint64_t w = 0;
     w |= c.verify ? 1u : 0u;
@@ -92,13 +96,13 @@ bool Device::configure(const Config &cfg, std::string *err) {
     if (!config_validate(cfg, err))
         return false;
     std::lock_guard lock(mu_);
-    Core *core = core_.load(std::memory_order_acquire);
+    Core *core = core_.load(std::memory_order_relaxed); // relaxed: written only under mu_
     const bool structural = cfg.workers != cfg_.workers || cfg.instances != cfg_.instances ||
                             cfg.queue_depth != cfg_.queue_depth || cfg.capacity != cfg_.capacity ||
                             cfg.poll_mode != cfg_.poll_mode ||
                             cfg.completion_engine != cfg_.completion_engine;
     if (core && structural) {
-        core_.store(nullptr, std::memory_order_release);
+        core_.store(nullptr, std::memory_order_relaxed); // relaxed: a null publishes nothing
         core->stop();
         retire_locked(core);
     } else if (core) {
@@ -178,8 +182,9 @@ Submit Device::try_submit(Request *req) noexcept {
                 return Submit::kDown;
         }
         const Submit s = core->try_submit(req);
-        // kDown from a Core that is being replaced (reconfiguration): try the new one.
-        if (s == Submit::kDown && core_.load(std::memory_order_acquire) != core)
+        // kDown from a Core that is being replaced (reconfiguration): try the new one. relaxed:
+        // only compared; the next round loads it with acquire.
+        if (s == Submit::kDown && core_.load(std::memory_order_relaxed) != core)
             continue;
         return s;
     }
@@ -187,7 +192,7 @@ Submit Device::try_submit(Request *req) noexcept {
 }
 
 unsigned Device::poll() noexcept {
-    Core *core = core_.load(std::memory_order_acquire);
+    Core *core = core_.load(std::memory_order_acquire); // acquire: see start_locked()
     return core ? core->poll() : 0;
 }
 
@@ -198,7 +203,7 @@ void Device::reset() noexcept {
         downtime = cfg_.reset_downtime_ns;
     }
     down_until_.store(monotonic_ns() + (downtime ? downtime : 1), std::memory_order_relaxed);
-    if (Core *core = core_.load(std::memory_order_acquire))
+    if (Core *core = core_.load(std::memory_order_acquire)) // acquire: see start_locked()
         core->reset();
     SIMACCEL_LOG_WARN("device reset: requests in flight fail, down for %llu us",
                       static_cast<unsigned long long>(downtime / 1000));
@@ -211,15 +216,18 @@ bool Device::is_down() const noexcept {
 
 void Device::shutdown() noexcept {
     std::lock_guard lock(mu_);
-    Core *core = core_.load(std::memory_order_acquire);
+    Core *core = core_.load(std::memory_order_relaxed); // relaxed: written only under mu_
     if (!core)
         return;
-    core_.store(nullptr, std::memory_order_release);
+    core_.store(nullptr, std::memory_order_relaxed); // relaxed: a null publishes nothing
     core->stop();
     retire_locked(core);
 }
 
-bool Device::running() const noexcept { return core_.load(std::memory_order_acquire) != nullptr; }
+// relaxed: only compared with null.
+bool Device::running() const noexcept {
+    return core_.load(std::memory_order_relaxed) != nullptr;
+}
 
 std::uint64_t Device::inflight() const noexcept { return inflight_.load(std::memory_order_relaxed); }
 
@@ -231,14 +239,15 @@ void Device::atfork_prepare() noexcept {
     Device &d = get();
     d.mu_.lock();
     // No worker may be inside OpenSSL (holding one of its locks) when the address space is
-    // copied: the child would inherit the lock held by a thread it does not have.
-    if (Core *c = d.core_.load(std::memory_order_acquire))
+    // copied: the child would inherit the lock held by a thread it does not have. relaxed:
+    // `core_` is written only under mu_, held here until atfork_parent/child.
+    if (Core *c = d.core_.load(std::memory_order_relaxed))
         c->quiesce();
 }
 
 void Device::atfork_parent() noexcept {
     Device &d = get();
-    if (Core *c = d.core_.load(std::memory_order_acquire))
+    if (Core *c = d.core_.load(std::memory_order_relaxed)) // relaxed: mu_ is held
         c->resume();
     d.mu_.unlock();
 }

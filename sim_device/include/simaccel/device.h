@@ -82,6 +82,7 @@ struct Policy {
     bool sw_fallback = false;
     std::uint32_t max_retries = 0;  // 0 = unlimited
     std::uint16_t offload = 0xffff; // bit i: OpClass i goes to the device
+    static_assert(kNumOpClasses <= 16, "Policy::offload has one bit per op class");
     bool offloaded(OpClass c) const noexcept { return (offload >> index_of(c)) & 1u; }
 };
 
