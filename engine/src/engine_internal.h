@@ -7,6 +7,7 @@
 #include <openssl/rsa.h>
 
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -59,7 +60,13 @@ class SecureBuffer {
         return data_ != nullptr;
     }
     // Allocates and copies `n` bytes from `src`.
-    [[nodiscard]] bool assign(const unsigned char *src, std::size_t n) noexcept;
+    [[nodiscard]] bool assign(const unsigned char *src, std::size_t n) noexcept {
+        if (!allocate(n))
+            return false;
+        if (n != 0)
+            std::memcpy(data_, src, n);
+        return true;
+    }
     void reset() noexcept {
         if (data_ != nullptr)
             OPENSSL_clear_free(data_, size_ != 0 ? size_ : 1);

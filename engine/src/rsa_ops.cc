@@ -174,14 +174,6 @@ int rsa_pub_dec(int flen, const unsigned char *from, unsigned char *to, RSA *rsa
 
 } // namespace
 
-bool SecureBuffer::assign(const unsigned char *src, std::size_t n) noexcept {
-    if (!allocate(n))
-        return false;
-    if (n != 0)
-        std::memcpy(data_, src, n);
-    return true;
-}
-
 RSA_METHOD *create_rsa_method() noexcept {
     // A copy of the default keeps its init/finish (Montgomery caches), mod_exp functions and
     // flags; only the four primitives are replaced.

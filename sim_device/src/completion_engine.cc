@@ -9,7 +9,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define SIMACCEL_HAVE_VALGRIND_H 1
+#endif
 
 #include "core.h"
 #include "simaccel/log.h"
@@ -26,6 +32,25 @@ constexpr unsigned kRingEntries = 256;
 const std::uint64_t kOne = 1;
 
 bool deadline_less(const Request *a, const Request *b) noexcept { return a->deadline > b->deadline; }
+
+// valgrind runs one thread at a time under its own lock and does not release it around
+// io_uring_enter: a completion thread waiting there stops every other thread for good.
+bool under_valgrind() noexcept {
+#ifdef SIMACCEL_HAVE_VALGRIND_H
+    return RUNNING_ON_VALGRIND != 0;
+#else
+    // Without its header: valgrind preloads its vgpreload_*.so into every program it runs.
+    FILE *f = std::fopen("/proc/self/maps", "re");
+    if (!f)
+        return false;
+    char line[512];
+    bool found = false;
+    while (!found && std::fgets(line, sizeof line, f))
+        found = std::strstr(line, "/vgpreload_") != nullptr;
+    std::fclose(f);
+    return found;
+#endif
+}
 
 } // namespace
 
@@ -54,21 +79,35 @@ bool CompletionEngine::start(std::string *err) {
             *err = std::string("simaccel: eventfd: ") + std::strerror(errno);
         return false;
     }
-    auto u = std::make_unique<Uring>();
-    const int rc = io_uring_queue_init(kRingEntries, &u->ring, 0);
-    if (rc == 0) {
-        uring_ = std::move(u);
-    } else {
+    const CompletionKind kind = core_.cfg.completion_engine;
+    if (kind == CompletionKind::kAuto && under_valgrind()) {
         static std::once_flag once;
-        std::call_once(once, [rc] {
-            SIMACCEL_LOG_INFO("io_uring unavailable (%s): completion engine uses plain timers "
-                              "and write(2)",
-                              std::strerror(-rc));
+        std::call_once(once, [] {
+            SIMACCEL_LOG_INFO("running under valgrind: completion engine uses plain timers and "
+                              "write(2) (completion-engine=io-uring overrides)");
         });
+    } else if (kind != CompletionKind::kPlain) {
+        auto u = std::make_unique<Uring>();
+        const int rc = io_uring_queue_init(kRingEntries, &u->ring, 0);
+        if (rc == 0) {
+            uring_ = std::move(u);
+        } else if (kind == CompletionKind::kIoUring) {
+            if (err)
+                *err = std::string("simaccel: completion-engine io-uring: io_uring unavailable: ") +
+                       std::strerror(-rc);
+            return false;
+        } else {
+            static std::once_flag once;
+            std::call_once(once, [rc] {
+                SIMACCEL_LOG_INFO("io_uring unavailable (%s): completion engine uses plain "
+                                  "timers and write(2)",
+                                  std::strerror(-rc));
+            });
+        }
     }
     heap_.reserve(1024);
     ready_.reserve(256);
-    seen_epoch_ = core_.epoch_.load(std::memory_order_acquire);
+    seen_epoch_ = core_.epoch_.load(std::memory_order_relaxed); // a value only (Core::reset())
     try {
         thread_ = std::thread([this] {
             pthread_setname_np(pthread_self(), "simaccel-cq");
@@ -92,7 +131,9 @@ void CompletionEngine::post(Request *req) noexcept {
 }
 
 void CompletionEngine::kick() noexcept {
-    kicked_.store(true, std::memory_order_release);
+    // relaxed: `kicked_` is read only by the plain engine, under mu_, which this takes below
+    // before notifying; the io_uring engine is woken by the eventfd.
+    kicked_.store(true, std::memory_order_relaxed);
     if (uring_) {
         ssize_t n;
         do {
@@ -105,6 +146,8 @@ void CompletionEngine::kick() noexcept {
 }
 
 void CompletionEngine::stop() noexcept {
+    // release: the workers' posts (joined before this) happen before run() reads `stop_` with
+    // acquire, so its last inbox check finds them all.
     stop_.store(true, std::memory_order_release);
     kick();
     if (thread_.joinable())
@@ -174,15 +217,17 @@ void CompletionEngine::deliver_batch(std::vector<Request *> &batch) noexcept {
 void CompletionEngine::wait_until(std::uint64_t deadline_ns) noexcept {
     if (!uring_) {
         std::unique_lock lock(mu_);
-        if (kicked_.exchange(false, std::memory_order_acq_rel) || !inbox_.empty())
+        // relaxed: mu_ orders `kicked_` (see kick()).
+        if (kicked_.exchange(false, std::memory_order_relaxed) || !inbox_.empty())
             return;
         if (deadline_ns == 0) {
-            cv_.wait(lock, [this] { return kicked_.load(std::memory_order_acquire) || !inbox_.empty(); });
+            cv_.wait(lock,
+                     [this] { return kicked_.load(std::memory_order_relaxed) || !inbox_.empty(); });
         } else {
             const std::uint64_t now = monotonic_ns();
             if (deadline_ns > now)
                 cv_.wait_for(lock, std::chrono::nanoseconds(deadline_ns - now), [this] {
-                    return kicked_.load(std::memory_order_acquire) || !inbox_.empty();
+                    return kicked_.load(std::memory_order_relaxed) || !inbox_.empty();
                 });
         }
         kicked_.store(false, std::memory_order_relaxed);
@@ -246,14 +291,14 @@ void CompletionEngine::run() noexcept {
     const std::uint32_t batch_n = std::max<std::uint32_t>(1, core_.poll_mode.batch);
     const std::uint64_t window = core_.poll_mode.window_ns;
     for (;;) {
-        const bool stopping = stop_.load(std::memory_order_acquire);
+        const bool stopping = stop_.load(std::memory_order_acquire); // acquire: see stop()
         for (Request *r = inbox_.take_all(); r;) {
             Request *next = r->next;
             heap_push(r);
             r = next;
         }
         std::uint64_t now = monotonic_ns();
-        const std::uint64_t epoch = core_.epoch_.load(std::memory_order_acquire);
+        const std::uint64_t epoch = core_.epoch_.load(std::memory_order_relaxed); // a value only
         const bool reset = epoch != seen_epoch_;
         seen_epoch_ = epoch;
         // Due now, or everything on reset (fails at once) and on stop (delivered early).
@@ -281,9 +326,11 @@ void CompletionEngine::run() noexcept {
             const std::uint64_t c = coalesce_oldest_ + window;
             next = next ? std::min(next, c) : c;
         }
+        // seq_cst pair with post(): either it sees us sleeping and kicks, or we see its push.
         sleeping_.store(true, std::memory_order_seq_cst);
-        if (inbox_.empty() && !stop_.load(std::memory_order_acquire) &&
-            core_.epoch_.load(std::memory_order_acquire) == seen_epoch_)
+        // relaxed: a true `stop_` only loops back to the acquire load above.
+        if (inbox_.empty() && !stop_.load(std::memory_order_relaxed) &&
+            core_.epoch_.load(std::memory_order_relaxed) == seen_epoch_)
             wait_until(next);
         sleeping_.store(false, std::memory_order_relaxed);
     }

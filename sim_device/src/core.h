@@ -26,6 +26,8 @@ struct alignas(kCacheLine) Instance {
 
 class CompletionEngine; // completion_engine.cc
 
+unsigned online_cpus() noexcept; // the CPUs this process may run on (device.cc)
+
 } // namespace simaccel::detail
 
 namespace simaccel {

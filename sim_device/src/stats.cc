@@ -1,8 +1,17 @@
-// Stats counters, the latency histogram and the stats JSON (DESIGN.md §4).
+// Stats counters, the latency histogram, the stats JSON (DESIGN.md §4) and the device's stats
+// output (Device::stats_json, reset_stats, write_stats_file).
 #include "simaccel/stats.h"
 
+#include <unistd.h>
+
 #include <bit>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+
+#include "core.h"
+#include "simaccel/device.h"
+#include "simaccel/log.h"
 
 namespace simaccel {
 
@@ -85,6 +94,7 @@ void Stats::reset() noexcept {
         s.submitted.store(0, std::memory_order_relaxed);
         s.completed.store(0, std::memory_order_relaxed);
         s.failed.store(0, std::memory_order_relaxed);
+        s.cancelled.store(0, std::memory_order_relaxed);
         s.busy.store(0, std::memory_order_relaxed);
         s.retried.store(0, std::memory_order_relaxed);
         s.fallback.store(0, std::memory_order_relaxed);
@@ -129,6 +139,7 @@ std::string Stats::to_json(const Config &cfg, unsigned workers, std::uint64_t in
         append_u64(out, "submitted", r(s.submitted));
         append_u64(out, "completed", r(s.completed));
         append_u64(out, "failed", r(s.failed));
+        append_u64(out, "cancelled", r(s.cancelled));
         append_u64(out, "busy", r(s.busy));
         append_u64(out, "retried", r(s.retried));
         append_u64(out, "fallback", r(s.fallback));
@@ -153,6 +164,44 @@ std::string Stats::to_json(const Config &cfg, unsigned workers, std::uint64_t in
     out += config_to_json(cfg);
     out += '}';
     return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The device's stats output
+
+std::string Device::stats_json(bool histograms) const {
+    Config cfg = config();
+    unsigned w = workers();
+    if (cfg.workers == 0 && w != 0)
+        cfg.workers = w;
+    return stats_.to_json(cfg, w ? w : (cfg.workers ? cfg.workers : detail::online_cpus()),
+                          inflight_.load(std::memory_order_relaxed),
+                          max_inflight_.load(std::memory_order_relaxed), histograms);
+}
+
+void Device::reset_stats() noexcept {
+    stats_.reset();
+    max_inflight_.store(inflight_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+void Device::write_stats_file() const noexcept {
+    try {
+        std::string path = config().stats_file;
+        if (path.empty())
+            return;
+        for (std::size_t at = path.find("%p"); at != std::string::npos; at = path.find("%p", at))
+            path.replace(at, 2, std::to_string(getpid()));
+        const std::string json = stats_json(true);
+        FILE *f = std::fopen(path.c_str(), "w");
+        if (!f) {
+            SIMACCEL_LOG_ERROR("stats-file '%s': cannot open: %s", path.c_str(), std::strerror(errno));
+            return;
+        }
+        std::fwrite(json.data(), 1, json.size(), f);
+        std::fputc('\n', f);
+        std::fclose(f);
+    } catch (...) {
+    }
 }
 
 } // namespace simaccel

@@ -56,7 +56,7 @@ TEST(ConfigTable, HasEveryDesignKeyInDocumentationOrder) {
         want.push_back("latency-" + std::string(n));
     for (auto n : {"poll-mode", "offload", "fault-busy", "fault-error", "fault-stall",
                    "fault-corrupt", "fault-seed", "verify", "sw-fallback", "max-retries",
-                   "reset-downtime", "stats-file", "log"})
+                   "reset-downtime", "stats-file", "log", "completion-engine"})
         want.push_back(n);
     std::vector<std::string> got;
     for (const auto &k : config_keys())
@@ -110,6 +110,7 @@ TEST(ConfigTable, DefaultTextMatchesTheDefaultConfig) {
     EXPECT_EQ(key("poll-mode").get(def), "event");
     EXPECT_EQ(key("stats-file").get(def), "none");
     EXPECT_EQ(key("latency-ecdh").get(def), "inherit");
+    EXPECT_EQ(key("completion-engine").get(def), "auto");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,6 +207,9 @@ TEST(ConfigKeys, GoodValues) {
         {"stats-file", "   ", "none"},
         {"log", "off", "off"},
         {"log", "DEBUG", "debug"},
+        {"completion-engine", "auto", "auto"},
+        {"completion-engine", "IO-URING", "io-uring"},
+        {"completion-engine", "plain", "plain"},
     };
     for (const auto &g : cases) {
         SCOPED_TRACE(std::string(g.key) + "=" + g.value);
@@ -338,6 +342,8 @@ TEST(ConfigKeys, BadValuesNameKeyAndValueAndChangeNothing) {
         {"log", "3"},
         {"stats-file", "/tmp/a\nb"},
         {"log", "warn\x01"},
+        {"completion-engine", "io_uring"},
+        {"completion-engine", "uring"},
     };
     const Config before = non_default_config();
     for (const auto &b : cases) {

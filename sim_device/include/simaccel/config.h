@@ -41,6 +41,10 @@ struct StallSpec {
 
 enum class LogLevel : std::uint8_t { kOff, kError, kWarn, kInfo, kDebug };
 
+// The completion engine's wait: io_uring, or a condition variable and write(2). `auto` takes
+// io_uring unless it is unavailable or the process runs under valgrind.
+enum class CompletionKind : std::uint8_t { kAuto, kIoUring, kPlain };
+
 struct Config {
     unsigned workers = 0; // 0 = online CPUs, resolved at device start
     unsigned instances = 1;
@@ -61,6 +65,7 @@ struct Config {
     std::uint64_t reset_downtime_ns = 100'000'000;
     std::string stats_file;
     LogLevel log = LogLevel::kWarn;
+    CompletionKind completion_engine = CompletionKind::kAuto;
 
     const LatencySpec &latency_for(OpClass c) const noexcept {
         const auto &l = latency_class[index_of(c)];

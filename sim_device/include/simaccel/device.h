@@ -82,10 +82,11 @@ struct Policy {
     bool sw_fallback = false;
     std::uint32_t max_retries = 0;  // 0 = unlimited
     std::uint16_t offload = 0xffff; // bit i: OpClass i goes to the device
+    static_assert(kNumOpClasses <= 16, "Policy::offload has one bit per op class");
     bool offloaded(OpClass c) const noexcept { return (offload >> index_of(c)) & 1u; }
 };
 
-class Core; // the running part: threads, rings, completion engine (device.cc)
+class Core; // the running part: threads, rings, completion engine (core.cc)
 
 class Device {
   public:

@@ -22,12 +22,22 @@ enum class OpClass : std::uint8_t {
 };
 
 inline constexpr std::size_t kNumOpClasses = 10;
+static_assert(kNumOpClasses == static_cast<std::size_t>(OpClass::kNull) + 1,
+              "kNumOpClasses must count every OpClass (kNull stays last)");
 
 // The names used in config keys (`latency-rsa-priv`, `offload=rsa-priv,ecdh`) and stats JSON.
 inline constexpr std::string_view kOpClassNames[kNumOpClasses] = {
     "rsa-priv", "rsa-pub", "ecdsa-sign", "ecdsa-verify", "ecdh",
     "x25519",   "x448",    "ed25519",    "ed448",        "null",
 };
+static_assert(
+    [] {
+        for (auto n : kOpClassNames)
+            if (n.empty())
+                return false;
+        return true;
+    }(),
+    "every op class needs a name in kOpClassNames");
 
 constexpr std::string_view op_class_name(OpClass c) noexcept {
     return kOpClassNames[static_cast<std::size_t>(c)];

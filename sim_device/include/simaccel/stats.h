@@ -39,7 +39,8 @@ class LatencyHistogram {
 struct OpStats {
     std::atomic<std::uint64_t> submitted{0}; // accepted by the device
     std::atomic<std::uint64_t> completed{0}; // left the device with a good result
-    std::atomic<std::uint64_t> failed{0};    // device error, reset, shutdown or failed work
+    std::atomic<std::uint64_t> failed{0};    // device error, reset or failed work
+    std::atomic<std::uint64_t> cancelled{0}; // still queued when the device shut down
     std::atomic<std::uint64_t> busy{0};      // refused: ring full or fault-busy (EAGAIN)
     std::atomic<std::uint64_t> retried{0};   // resubmissions after busy (bridge)
     std::atomic<std::uint64_t> fallback{0};  // computed in software instead (bridge)
