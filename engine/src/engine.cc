@@ -172,9 +172,6 @@ void build_commands() noexcept {
     }
 }
 
-// Serialises read-modify-write of the device configuration by concurrent ctrl calls.
-std::mutex g_config_mu;
-
 int set_config_key(const ConfigKey &key, const char *value) noexcept {
     if (value == nullptr) {
         std::string msg = "simaccel: key '" + std::string(key.name) + "' needs a value";
@@ -182,11 +179,10 @@ int set_config_key(const ConfigKey &key, const char *value) noexcept {
         return 0;
     }
     try {
-        std::lock_guard lock(g_config_mu);
-        Device &dev = Device::get();
-        Config cfg = dev.config();
         std::string err;
-        if (!config_set(cfg, key.name, value, &err) || !dev.configure(cfg, &err)) {
+        if (!Device::get().update_config(
+                [&](Config &cfg, std::string *e) { return config_set(cfg, key.name, value, e); },
+                &err)) {
             raise_error(Reason::kBadConfigValue, err.c_str());
             return 0;
         }
