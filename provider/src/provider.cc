@@ -181,7 +181,7 @@ bool apply_config(const OSSL_CORE_HANDLE *handle, const CoreFns &core) {
     if (!ok) {
         // Also logged: OpenSSL 3.0 treats a provider that fails to activate from openssl.cnf as
         // a soft failure and drops the error queue.
-        SIMACCEL_LOG_ERROR("provider not loaded: %s", err.c_str());
+        SIMACCEL_LOG_ERROR("provider not loaded: %s", log_text(err));
         SIMACCEL_PROV_RAISE(handle, core, Reason::kBadConfigValue, "%s", err.c_str());
         return false;
     }
