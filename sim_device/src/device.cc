@@ -140,7 +140,9 @@ Policy Device::policy() const noexcept {
 }
 
 bool Device::apply_env(std::string *err) {
-    const char *opts = std::getenv("SIMACCEL_OPTS");
+    // secure_getenv, as OpenSSL reads its own variables: in a setuid or setgid process the
+    // invoking user must not choose the configuration (stats-file says where root writes).
+    const char *opts = secure_getenv("SIMACCEL_OPTS");
     if (!opts || !*opts)
         return true;
     return update_config(

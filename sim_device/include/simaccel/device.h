@@ -113,7 +113,8 @@ class Device {
     Config config() const;
     Policy policy() const noexcept;
     // Applies `SIMACCEL_OPTS` over the current configuration (through update_config); returns
-    // false with a message if it does not parse.
+    // false with a message if it does not parse. Read with secure_getenv: a setuid or setgid
+    // program ignores it, so the invoking user cannot choose where a privileged process writes.
     [[nodiscard]] bool apply_env(std::string *err);
 
     // Never blocks, never allocates (except the first call, which starts the threads).
