@@ -1,6 +1,7 @@
 #include "simaccel/file_write.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,25 +12,30 @@
 namespace simaccel {
 namespace {
 
-void set_error(std::string *err, const std::string &path, const char *what, int errnum) noexcept {
+// "simaccel: '<path>': <what>: <why>"
+void set_error(std::string *err, const std::string &path, const char *what,
+               const char *why) noexcept {
     if (err == nullptr)
         return;
     try {
-        *err = "simaccel: '" + path + "': " + what + ": " + std::strerror(errnum);
+        *err = "simaccel: '" + path + "': " + what + ": " + why;
     } catch (...) {
     }
 }
 
-bool write_all(int fd, std::string_view data) noexcept {
+// 0, or the errno of the failed write.
+int write_all(int fd, std::string_view data) noexcept {
     while (!data.empty()) {
         const ssize_t n = ::write(fd, data.data(), data.size());
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return false;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EIO;
         data.remove_prefix(static_cast<std::size_t>(n));
     }
-    return true;
+    return 0;
 }
 
 } // namespace
@@ -37,6 +43,14 @@ bool write_all(int fd, std::string_view data) noexcept {
 bool write_file_atomically(const std::string &path, std::string_view data,
                            std::string *err) noexcept {
     try {
+        // rename() replaces a device node or a FIFO as readily as a file (stats-file = /dev/null,
+        // run as root): only a regular file, a link or nothing is replaced.
+        struct stat st;
+        if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+            set_error(err, path, "not replaced",
+                      S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+            return false;
+        }
         // In the target's directory, so that rename() never crosses a file system. O_EXCL makes
         // a name someone else planted (a file or a link) an EEXIST, not something we write
         // through: try another name.
@@ -51,31 +65,33 @@ bool write_file_atomically(const std::string &path, std::string_view data,
             tmp = path + suffix;
             fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
             if (fd < 0 && errno != EEXIST) {
-                set_error(err, path, "cannot create a temporary file next to it", errno);
+                set_error(err, path, "cannot create a temporary file next to it",
+                          std::strerror(errno));
                 return false;
             }
         }
         if (fd < 0) {
-            set_error(err, path, "cannot create a temporary file next to it", EEXIST);
+            set_error(err, path, "cannot create a temporary file next to it",
+                      std::strerror(EEXIST));
             return false;
         }
-        const bool written = write_all(fd, data);
-        const int write_errno = errno;
-        if (::close(fd) != 0 || !written) {
-            const int e = written ? errno : write_errno;
+        int e = write_all(fd, data);
+        if (::close(fd) != 0 && e == 0)
+            e = errno;
+        if (e != 0) {
             ::unlink(tmp.c_str());
-            set_error(err, path, "cannot write", e);
+            set_error(err, path, "cannot write", std::strerror(e));
             return false;
         }
         if (::rename(tmp.c_str(), path.c_str()) != 0) {
-            const int e = errno;
+            e = errno;
             ::unlink(tmp.c_str());
-            set_error(err, path, "cannot replace", e);
+            set_error(err, path, "cannot replace", std::strerror(e));
             return false;
         }
         return true;
     } catch (...) {
-        set_error(err, path, "cannot write", ENOMEM);
+        set_error(err, path, "cannot write", "out of memory");
         return false;
     }
 }

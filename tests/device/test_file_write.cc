@@ -94,12 +94,28 @@ TEST_F(FileWrite, AFailureNamesThePathAndLeavesNothing) {
     EXPECT_FALSE(write_file_atomically(path, "x", &err));
     EXPECT_NE(err.find(path), std::string::npos) << err;
     EXPECT_NE(err.find("No such file or directory"), std::string::npos) << err;
-    // A directory at the path: the temporary file is made, the rename fails, the file goes.
+    // A directory or a FIFO at the path is not replaced.
     const std::string sub = dir_ + "/a-dir";
     ASSERT_EQ(mkdir(sub.c_str(), 0700), 0);
     EXPECT_FALSE(write_file_atomically(sub, "x", &err));
-    EXPECT_NE(err.find("cannot replace"), std::string::npos) << err;
-    EXPECT_EQ(entries(), std::vector<std::string>{"a-dir"}) << "a temporary file was left";
+    EXPECT_NE(err.find("not replaced: a directory"), std::string::npos) << err;
+    const std::string fifo = dir_ + "/a-fifo";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_FALSE(write_file_atomically(fifo, "x", &err));
+    EXPECT_NE(err.find("not replaced: not a regular file"), std::string::npos) << err;
+    struct stat st;
+    ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "the FIFO was replaced";
+    // An unwritable directory: the temporary file cannot be made.
+    if (geteuid() != 0) {
+        ASSERT_EQ(chmod(sub.c_str(), 0500), 0);
+        EXPECT_FALSE(write_file_atomically(sub + "/out.json", "x", &err));
+        EXPECT_NE(err.find("cannot create a temporary file"), std::string::npos) << err;
+        chmod(sub.c_str(), 0700);
+    }
+    rmdir(sub.c_str());
+    unlink(fifo.c_str());
+    EXPECT_EQ(entries(), std::vector<std::string>{}) << "a temporary file was left";
 }
 
 // The stats file, as the exit hook writes it (`SIMACCEL_OPTS=stats-file=/tmp/link`, a link
