@@ -252,7 +252,7 @@ void bridge_init() noexcept {
     std::call_once(g_init_once, [] {
         std::string err;
         if (!Device::get().apply_env(&err))
-            SIMACCEL_LOG_ERROR("SIMACCEL_OPTS not applied: %s", err.c_str());
+            SIMACCEL_LOG_ERROR("SIMACCEL_OPTS not applied: %s", log_text(err));
         // Registered after OpenSSL's own exit handler, so it runs first: the device threads stop
         // while libcrypto is still whole (their thread-stop handlers free their ERR state and
         // DRBGs; after OPENSSL_cleanup they are dropped unrun and leak). A provider can be loaded

@@ -46,6 +46,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -172,9 +173,6 @@ void build_commands() noexcept {
     }
 }
 
-// Serialises read-modify-write of the device configuration by concurrent ctrl calls.
-std::mutex g_config_mu;
-
 int set_config_key(const ConfigKey &key, const char *value) noexcept {
     if (value == nullptr) {
         std::string msg = "simaccel: key '" + std::string(key.name) + "' needs a value";
@@ -182,11 +180,21 @@ int set_config_key(const ConfigKey &key, const char *value) noexcept {
         return 0;
     }
     try {
-        std::lock_guard lock(g_config_mu);
-        Device &dev = Device::get();
-        Config cfg = dev.config();
-        std::string err;
-        if (!config_set(cfg, key.name, value, &err) || !dev.configure(cfg, &err)) {
+        std::string err, kept;
+        if (!Device::get().update_config(
+                [&](Config &cfg, std::string *e) {
+                    kept = key.get(cfg);
+                    return config_set(cfg, key.name, value, e);
+                },
+                &err)) {
+            // Also logged: OpenSSL's engine configuration module drops the error queue unless
+            // the file sets config_diagnostics, and the engine would run with its defaults
+            // without a word. The ctrl is not told the openssl.cnf section (the module passes
+            // only the name and the value), so the line names the ctrl as it is written there.
+            SIMACCEL_LOG_ERROR("engine: %s = %s (openssl.cnf engine section or ctrl) refused: "
+                               "%s; %s stays %s",
+                               key.ctrl_name.data(), value, log_text(err), key.name.data(),
+                               kept.c_str());
             raise_error(Reason::kBadConfigValue, err.c_str());
             return 0;
         }
@@ -352,14 +360,45 @@ int bind(ENGINE *e, const char *id) noexcept {
 
 const ErrorReporter &error_reporter() noexcept { return kReporter; }
 
-void raise_error(Reason reason, const char *detail) noexcept {
+namespace {
+
+// "int simaccel::engine::{anonymous}::set_config_key(const simaccel::ConfigKey&, const char*)"
+// as "set_config_key", the way OpenSSL's own errors name a function (its text goes between the
+// colons of "lib:func:reason"). OpenSSL keeps the pointer, not a copy, so each name is interned
+// for the life of the process; there are a few dozen call sites.
+const char *short_function_name(const char *pretty) noexcept {
+    try {
+        std::string_view name(pretty);
+        name = name.substr(0, name.find('('));
+        if (const auto cut = name.find_last_of(": "); cut != std::string_view::npos)
+            name.remove_prefix(cut + 1);
+        if (name.empty())
+            return pretty;
+        static std::mutex mu;
+        static auto *names = new std::set<std::string, std::less<>>; // never destroyed
+        std::lock_guard lock(mu);
+        auto it = names->find(name);
+        if (it == names->end())
+            it = names->emplace(name).first;
+        return it->c_str();
+    } catch (...) {
+        return pretty;
+    }
+}
+
+} // namespace
+
+void raise_error(Reason reason, const char *detail, std::source_location where) noexcept {
     // Before bind (cannot happen for our own callers) fall back to a library-less error.
     const int bound = g_err_lib.load(std::memory_order_relaxed);
     const int lib = bound != 0 ? bound : ERR_LIB_USER;
+    ERR_new();
+    ERR_set_debug(where.file_name(), static_cast<int>(where.line()),
+                  short_function_name(where.function_name()));
     if (detail != nullptr)
-        ERR_raise_data(lib, static_cast<int>(reason), "%s", detail);
+        ERR_set_error(lib, static_cast<int>(reason), "%s", detail);
     else
-        ERR_raise(lib, static_cast<int>(reason));
+        ERR_set_error(lib, static_cast<int>(reason), nullptr);
 }
 
 } // namespace simaccel::engine

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <source_location>
 #include <utility>
 
 #include "simaccel/bridge.h"
@@ -83,8 +84,11 @@ class SecureBuffer {
 
 // The reporter through which the bridge raises simaccel reasons with the engine's error library.
 const ErrorReporter &error_reporter() noexcept;
-// Raises `reason` on the calling thread's ERR queue (with `detail` as the error data if non-null).
-void raise_error(Reason reason, const char *detail = nullptr) noexcept;
+// Raises `reason` on the calling thread's ERR queue (with `detail` as the error data if non-null),
+// naming the caller's file, line and function: OpenSSL's own ERR_raise cannot in C++, where its
+// OPENSSL_FUNC (defined from __STDC_VERSION__) is "(unknown function)".
+void raise_error(Reason reason, const char *detail = nullptr,
+                 std::source_location where = std::source_location::current()) noexcept;
 
 // The engine's methods, created once per bound module. create_* return nullptr on failure.
 RSA_METHOD *create_rsa_method() noexcept;

@@ -8,6 +8,7 @@
 #include <openssl/params.h>
 #include <openssl/provider.h>
 
+#include <algorithm>
 #include <memory>
 #include <new>
 #include <string>
@@ -164,28 +165,29 @@ bool apply_config(const OSSL_CORE_HANDLE *handle, const CoreFns &core) {
         return false;
     }
 
-    Device &device = Device::get();
-    const Config current = device.config();
-    Config cfg = current;
+    if (std::all_of(values.begin(), values.end(), [](const char *v) { return v == nullptr; }))
+        return true;
+    // One update of the device under its lock: an engine ctrl or another library context's load
+    // at the same moment cannot undo these keys, nor these undo theirs.
     std::string err;
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-        if (values[i] == nullptr)
-            continue;
-        if (!config_set(cfg, keys[i].name, values[i], &err)) {
-            // Also logged: OpenSSL 3.0 treats a provider that fails to activate from
-            // openssl.cnf as a soft failure and drops the error queue.
-            SIMACCEL_LOG_ERROR("provider not loaded: %s", err.c_str());
-            SIMACCEL_PROV_RAISE(handle, core, Reason::kBadConfigValue, "%s", err.c_str());
-            return false;
-        }
-        SIMACCEL_LOG_INFO("provider: %s = %s", names[i].c_str(), values[i]);
-    }
-    // Reconfiguring stops a running device; do it only when the section changed something.
-    if (cfg != current && !device.configure(cfg, &err)) {
-        SIMACCEL_LOG_ERROR("provider not loaded: %s", err.c_str());
+    const bool ok = Device::get().update_config(
+        [&](Config &cfg, std::string *e) {
+            for (std::size_t i = 0; i < keys.size(); ++i)
+                if (values[i] != nullptr && !config_set(cfg, keys[i].name, values[i], e))
+                    return false;
+            return true;
+        },
+        &err);
+    if (!ok) {
+        // Also logged: OpenSSL 3.0 treats a provider that fails to activate from openssl.cnf as
+        // a soft failure and drops the error queue.
+        SIMACCEL_LOG_ERROR("provider not loaded: %s", log_text(err));
         SIMACCEL_PROV_RAISE(handle, core, Reason::kBadConfigValue, "%s", err.c_str());
         return false;
     }
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        if (values[i] != nullptr)
+            SIMACCEL_LOG_INFO("provider: %s = %s", names[i].c_str(), values[i]);
     return true;
 }
 

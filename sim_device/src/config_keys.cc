@@ -499,7 +499,9 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "path",
               "none",
               "/tmp/simaccel-stats.json",
-              "Write the stats JSON to this file at exit.",
+              "Write the stats JSON to this file at exit (`%p`: the process id), as a new file "
+              "(mode 0666 less the umask) renamed over the path: a link there is replaced, "
+              "never followed.",
               "a file path; empty or `none` for no file",
               &parse_stats_file,
               &get_stats_file,

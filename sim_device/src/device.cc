@@ -92,10 +92,7 @@ void Device::retire_locked(Core *core) noexcept {
     }
 }
 
-bool Device::configure(const Config &cfg, std::string *err) {
-    if (!config_validate(cfg, err))
-        return false;
-    std::lock_guard lock(mu_);
+void Device::install_locked(const Config &cfg) {
     Core *core = core_.load(std::memory_order_relaxed); // relaxed: written only under mu_
     const bool structural = cfg.workers != cfg_.workers || cfg.instances != cfg_.instances ||
                             cfg.queue_depth != cfg_.queue_depth || cfg.capacity != cfg_.capacity ||
@@ -111,7 +108,25 @@ bool Device::configure(const Config &cfg, std::string *err) {
     cfg_ = cfg;
     policy_word_.store(pack_policy(cfg_), std::memory_order_relaxed);
     g_log_level.store(cfg_.log, std::memory_order_relaxed);
+}
+
+bool Device::update_config(const std::function<bool(Config &, std::string *)> &edit,
+                           std::string *err) {
+    std::lock_guard lock(mu_);
+    Config cfg = cfg_;
+    if (!edit(cfg, err) || !config_validate(cfg, err))
+        return false;
+    install_locked(cfg);
     return true;
+}
+
+bool Device::configure(const Config &cfg, std::string *err) {
+    return update_config(
+        [&cfg](Config &c, std::string *) {
+            c = cfg;
+            return true;
+        },
+        err);
 }
 
 Config Device::config() const {
@@ -130,13 +145,13 @@ Policy Device::policy() const noexcept {
 }
 
 bool Device::apply_env(std::string *err) {
-    const char *opts = std::getenv("SIMACCEL_OPTS");
+    // secure_getenv, as OpenSSL reads its own variables: in a setuid or setgid process the
+    // invoking user must not choose the configuration (stats-file says where root writes).
+    const char *opts = secure_getenv("SIMACCEL_OPTS");
     if (!opts || !*opts)
         return true;
-    Config cfg = config();
-    if (!config_apply_opts(cfg, opts, err))
-        return false;
-    return configure(cfg, err);
+    return update_config(
+        [opts](Config &cfg, std::string *e) { return config_apply_opts(cfg, opts, e); }, err);
 }
 
 Core *Device::start_locked() {

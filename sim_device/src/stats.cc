@@ -5,12 +5,11 @@
 #include <unistd.h>
 
 #include <bit>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 
 #include "core.h"
 #include "simaccel/device.h"
+#include "simaccel/file_write.h"
 #include "simaccel/log.h"
 
 namespace simaccel {
@@ -191,15 +190,9 @@ void Device::write_stats_file() const noexcept {
             return;
         for (std::size_t at = path.find("%p"); at != std::string::npos; at = path.find("%p", at))
             path.replace(at, 2, std::to_string(getpid()));
-        const std::string json = stats_json(true);
-        FILE *f = std::fopen(path.c_str(), "w");
-        if (!f) {
-            SIMACCEL_LOG_ERROR("stats-file '%s': cannot open: %s", path.c_str(), std::strerror(errno));
-            return;
-        }
-        std::fwrite(json.data(), 1, json.size(), f);
-        std::fputc('\n', f);
-        std::fclose(f);
+        std::string err;
+        if (!write_file_atomically(path, stats_json(true) + '\n', &err))
+            SIMACCEL_LOG_ERROR("stats-file: %s", log_text(err));
     } catch (...) {
     }
 }

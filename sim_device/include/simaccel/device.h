@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -98,13 +99,23 @@ class Device {
     Device(const Device &) = delete;
     Device &operator=(const Device &) = delete;
 
-    // Validates and installs a configuration. If the device is running it is stopped first
-    // (every request in flight completes or fails) and restarts lazily with the new one.
+    // The one way the configuration changes: `edit` runs on a copy of the current configuration
+    // under the device's lock, and the result is validated and installed before the lock is
+    // released, so updates from the engine's ctrls, the provider's openssl.cnf section and
+    // SIMACCEL_OPTS never lose each other's keys. All or nothing: if `edit` returns false (having
+    // written *err) or the result does not validate, nothing changes. A change to a structural
+    // key (workers, instances, queue-depth, capacity, poll-mode) stops a running device first
+    // (every request in flight completes or fails); it restarts lazily with the new
+    // configuration. Other keys apply to the running device at once.
+    [[nodiscard]] bool update_config(const std::function<bool(Config &, std::string *)> &edit,
+                                     std::string *err);
+    // Installs `cfg` as a whole, through update_config.
     [[nodiscard]] bool configure(const Config &cfg, std::string *err);
     Config config() const;
     Policy policy() const noexcept;
-    // Applies `SIMACCEL_OPTS` from the environment over the current configuration, once per
-    // process start of the device; returns false with a message if it does not parse.
+    // Applies `SIMACCEL_OPTS` over the current configuration (through update_config); returns
+    // false with a message if it does not parse. Read with secure_getenv: a setuid or setgid
+    // program ignores it, so the invoking user cannot choose where a privileged process writes.
     [[nodiscard]] bool apply_env(std::string *err);
 
     // Never blocks, never allocates (except the first call, which starts the threads).
@@ -142,6 +153,7 @@ class Device {
     static void atfork_child() noexcept;
 
     void retire_locked(Core *core) noexcept;
+    void install_locked(const Config &cfg);
 
     mutable std::mutex mu_; // configuration, start and stop
     // Stopped Cores, kept until the Device is destroyed: a submitter that loaded the pointer just

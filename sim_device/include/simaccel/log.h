@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <string>
+#include <string_view>
 
 #include "simaccel/config.h"
 
@@ -15,6 +17,13 @@ inline bool log_enabled(LogLevel l) noexcept {
 }
 
 void log_write(LogLevel l, const char *fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
+
+// A message made for the ERR queue ("simaccel: key 'x': ...") as a log argument: without its
+// "simaccel: ", which the log line's own "simaccel[level]: " already says.
+inline const char *log_text(const std::string &msg) noexcept {
+    constexpr std::string_view kPrefix = "simaccel: ";
+    return msg.c_str() + (std::string_view(msg).starts_with(kPrefix) ? kPrefix.size() : 0);
+}
 
 } // namespace simaccel
 

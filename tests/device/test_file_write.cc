@@ -1,0 +1,145 @@
+// write_file_atomically, the writer of every file simaccel writes, and the stats file through
+// it: a symbolic link planted at the path is replaced, its target left untouched.
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "simaccel/device.h"
+#include "simaccel/file_write.h"
+
+namespace simaccel::test {
+namespace {
+
+class FileWrite : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        const char *tmp = std::getenv("TMPDIR");
+        dir_ = std::string(tmp != nullptr ? tmp : "/tmp") + "/simaccel-file-write.XXXXXX";
+        ASSERT_NE(mkdtemp(dir_.data()), nullptr);
+    }
+    void TearDown() override {
+        for (const std::string &name : entries())
+            unlink((dir_ + "/" + name).c_str());
+        rmdir(dir_.c_str());
+    }
+    std::vector<std::string> entries() const {
+        std::vector<std::string> names;
+        if (DIR *d = opendir(dir_.c_str())) {
+            while (dirent *e = readdir(d))
+                if (std::string n = e->d_name; n != "." && n != "..")
+                    names.push_back(n);
+            closedir(d);
+        }
+        return names;
+    }
+    static std::string read(const std::string &path) {
+        std::ifstream in(path);
+        std::ostringstream s;
+        s << in.rdbuf();
+        return s.str();
+    }
+    static bool is_regular_file(const std::string &path) {
+        struct stat st;
+        return lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    }
+
+    std::string dir_;
+};
+
+TEST_F(FileWrite, CreatesAndReplacesAFileLeavingNothingElse) {
+    const std::string path = dir_ + "/out.json";
+    std::string err;
+    ASSERT_TRUE(write_file_atomically(path, "first\n", &err)) << err;
+    EXPECT_EQ(read(path), "first\n");
+    ASSERT_TRUE(write_file_atomically(path, "second\n", &err)) << err;
+    EXPECT_EQ(read(path), "second\n");
+    EXPECT_EQ(entries(), std::vector<std::string>{"out.json"}) << "a temporary file was left";
+}
+
+TEST_F(FileWrite, ModeIsTheUmasks) {
+    const mode_t old = umask(027);
+    const std::string path = dir_ + "/mode.json";
+    std::string err;
+    const bool ok = write_file_atomically(path, "x", &err);
+    umask(old);
+    ASSERT_TRUE(ok) << err;
+    struct stat st;
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
+
+TEST_F(FileWrite, ASymlinkAtThePathIsReplacedNotFollowed) {
+    const std::string victim = dir_ + "/victim";
+    const std::string link = dir_ + "/stats.json";
+    std::ofstream(victim) << "precious\n";
+    ASSERT_EQ(symlink(victim.c_str(), link.c_str()), 0);
+    std::string err;
+    ASSERT_TRUE(write_file_atomically(link, "{}\n", &err)) << err;
+    EXPECT_EQ(read(victim), "precious\n") << "the link's target was written through";
+    EXPECT_TRUE(is_regular_file(link)) << "the path is not a regular file";
+    EXPECT_EQ(read(link), "{}\n");
+}
+
+TEST_F(FileWrite, AFailureNamesThePathAndLeavesNothing) {
+    const std::string path = dir_ + "/no-such-dir/out.json";
+    std::string err;
+    EXPECT_FALSE(write_file_atomically(path, "x", &err));
+    EXPECT_NE(err.find(path), std::string::npos) << err;
+    EXPECT_NE(err.find("No such file or directory"), std::string::npos) << err;
+    // A directory or a FIFO at the path is not replaced.
+    const std::string sub = dir_ + "/a-dir";
+    ASSERT_EQ(mkdir(sub.c_str(), 0700), 0);
+    EXPECT_FALSE(write_file_atomically(sub, "x", &err));
+    EXPECT_NE(err.find("not replaced: a directory"), std::string::npos) << err;
+    const std::string fifo = dir_ + "/a-fifo";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_FALSE(write_file_atomically(fifo, "x", &err));
+    EXPECT_NE(err.find("not replaced: not a regular file"), std::string::npos) << err;
+    struct stat st;
+    ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "the FIFO was replaced";
+    // An unwritable directory: the temporary file cannot be made.
+    if (geteuid() != 0) {
+        ASSERT_EQ(chmod(sub.c_str(), 0500), 0);
+        EXPECT_FALSE(write_file_atomically(sub + "/out.json", "x", &err));
+        EXPECT_NE(err.find("cannot create a temporary file"), std::string::npos) << err;
+        chmod(sub.c_str(), 0700);
+    }
+    rmdir(sub.c_str());
+    unlink(fifo.c_str());
+    EXPECT_EQ(entries(), std::vector<std::string>{}) << "a temporary file was left";
+}
+
+// The stats file, as the exit hook writes it (`SIMACCEL_OPTS=stats-file=/tmp/link`, a link
+// planted by another user, used to make root overwrite its target).
+TEST_F(FileWrite, TheStatsFileReplacesASymlinkAndLeavesItsTarget) {
+    const std::string victim = dir_ + "/victim";
+    const std::string link = dir_ + "/stats-" + std::to_string(getpid()) + ".json";
+    std::ofstream(victim) << "precious\n";
+    ASSERT_EQ(symlink(victim.c_str(), link.c_str()), 0);
+    Device dev;
+    std::string err;
+    ASSERT_TRUE(dev.update_config(
+        [&](Config &cfg, std::string *e) {
+            return config_set(cfg, "stats-file", dir_ + "/stats-%p.json", e);
+        },
+        &err))
+        << err;
+    dev.write_stats_file();
+    EXPECT_EQ(read(victim), "precious\n") << "the stats file was written through the link";
+    ASSERT_TRUE(is_regular_file(link));
+    const std::string json = read(link);
+    EXPECT_EQ(json.rfind("{\"ops\":", 0), 0u) << json;
+    EXPECT_EQ(json.back(), '\n');
+}
+
+} // namespace
+} // namespace simaccel::test
