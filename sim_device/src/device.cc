@@ -206,6 +206,7 @@ Submit Core::try_submit(Request *req) noexcept {
     req->t_submit = monotonic_ns();
 
     const std::uint64_t now_inflight = dev.inflight_.fetch_add(1, std::memory_order_relaxed) + 1;
+    dev.live_.add(req->op, 1);
     std::uint64_t seen = dev.max_inflight_.load(std::memory_order_relaxed);
     while (now_inflight > seen &&
            !dev.max_inflight_.compare_exchange_weak(seen, now_inflight, std::memory_order_relaxed)) {
@@ -223,6 +224,7 @@ Submit Core::try_submit(Request *req) noexcept {
         queued_.fetch_sub(1, std::memory_order_relaxed);
         st.submitted.fetch_sub(1, std::memory_order_relaxed);
         dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
+        dev.live_.add(req->op, -1);
         in.occupancy.fetch_sub(1, std::memory_order_relaxed);
         st.busy.fetch_add(1, std::memory_order_relaxed);
         submitters_.fetch_sub(1, std::memory_order_release);
@@ -419,6 +421,7 @@ Status Core::retire(Request *r, Status proposed) noexcept {
     // Uncount it from `inflight` first: a submission that acquires the freed slot then cannot
     // count this request as well (max_inflight stays within queue-depth x instances).
     dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
+    dev.live_.add(r->op, -1);
     instances_[r->instance]->occupancy.fetch_sub(1, std::memory_order_release);
     if (r->holds_slot) {
         r->holds_slot = false;
@@ -455,11 +458,13 @@ void Core::hold(Request *r) noexcept {
         held_head_ = r;
     held_tail_ = r;
     held_count_.fetch_add(1, std::memory_order_relaxed);
+    dev.external_fds_.notify(); // after the append: a poll that drains the fds then finds it
 }
 
 unsigned Core::poll() noexcept {
     if (poll_mode.kind != PollMode::Kind::kExternal)
         return 0;
+    dev.external_fds_.clear(); // before taking the list (ExternalPollFds::clear)
     Request *list;
     {
         std::lock_guard lock(held_mu_);
@@ -673,6 +678,18 @@ bool Device::running() const noexcept { return core_.load(std::memory_order_acqu
 
 std::uint64_t Device::inflight() const noexcept { return inflight_.load(std::memory_order_relaxed); }
 
+bool Device::bind_thread_instance(unsigned instance) noexcept {
+    {
+        std::lock_guard lock(mu_);
+        if (instance >= cfg_.instances)
+            return false;
+    }
+    // Core::try_submit keeps this mapping while the generation (bumped by a fork) is unchanged.
+    t_instance = instance;
+    t_instance_gen = generation_.load(std::memory_order_relaxed);
+    return true;
+}
+
 unsigned Device::workers() const noexcept { return resolved_workers_.load(std::memory_order_relaxed); }
 
 std::string Device::stats_json(bool histograms) const {
@@ -743,6 +760,8 @@ void Device::atfork_child() noexcept {
     d.core_.store(nullptr, std::memory_order_relaxed);
     d.generation_.fetch_add(1, std::memory_order_relaxed);
     d.inflight_.store(0, std::memory_order_relaxed);
+    d.live_.reset();
+    d.external_fds_.after_fork();
     d.max_inflight_.store(0, std::memory_order_relaxed);
     d.down_until_.store(0, std::memory_order_relaxed);
     d.resolved_workers_.store(0, std::memory_order_relaxed);
