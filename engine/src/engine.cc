@@ -17,7 +17,7 @@
 //                               SIMACCEL_R "bad configuration value" with a message that names
 //                               the key and the value; the configuration is unchanged and the
 //                               engine stays usable.
-//   QAT_Engine's messages        ENABLE_EXTERNAL_POLLING, POLL, GET_NUM_REQUESTS_IN_FLIGHT and
+//   QAT_Engine's messages       ENABLE_EXTERNAL_POLLING, POLL, GET_NUM_REQUESTS_IN_FLIGHT and
 //                               the rest of Intel's list, with Intel's names, numbers (from
 //                               ENGINE_CMD_BASE), flags and (i, p) conventions: qat_ctrls.cc,
 //                               and docs/qat-compat.md for the table. In short: POLL delivers

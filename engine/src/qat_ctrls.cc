@@ -134,8 +134,8 @@ bool external_polling() {
 
 template <class T> int store(void *p, T value, const char *cmd) noexcept {
     if (p == nullptr)
-        return refuse(Reason::kMissingArgument, "simaccel: %s needs p (a %s)", cmd,
-                      std::is_same_v<T, int> ? "int *" : "int **");
+        return refuse(Reason::kMissingArgument, "simaccel: %s needs p (%s)", cmd,
+                      std::is_same_v<T, int> ? "an int *" : "an int **");
     *static_cast<T *>(p) = value;
     return 1;
 }
