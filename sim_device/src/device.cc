@@ -464,7 +464,6 @@ void Core::hold(Request *r) noexcept {
 unsigned Core::poll() noexcept {
     if (poll_mode.kind != PollMode::Kind::kExternal)
         return 0;
-    dev.external_fds_.clear(); // before taking the list (ExternalPollFds::clear)
     Request *list;
     {
         std::lock_guard lock(held_mu_);
@@ -642,6 +641,10 @@ Submit Device::try_submit(Request *req) noexcept {
 }
 
 unsigned Device::poll() noexcept {
+    // Before the held list is taken (ExternalPollFds::clear), and also with no Core or another
+    // poll-mode: a stopped Core delivered what it held, and an fd left readable would make an
+    // epoll-driven poller spin.
+    external_fds_.clear();
     Core *core = core_.load(std::memory_order_acquire);
     return core ? core->poll() : 0;
 }

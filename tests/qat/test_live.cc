@@ -108,6 +108,23 @@ TEST(QatLive, FdDrivenPollerMissesNoCompletion) {
     EXPECT_EQ(read_counter(dev.live().address(LiveCounters::kAsym)), 0);
 }
 
+// A reconfiguration stops the Core, which delivers what it held: the fd it left readable must be
+// drained by the next poll even though no Core holds anything, or an epoll-driven poller spins.
+TEST(QatLive, PollDrainsFdAfterReconfiguration) {
+    Device dev;
+    configure(dev, "workers=1 poll-mode=external");
+    const int fd = dev.external_poll_fds().get(0);
+    ASSERT_GE(fd, 0);
+    TestRequest r;
+    ASSERT_EQ(dev.try_submit(&r), Submit::kAccepted);
+    ASSERT_TRUE(readable(fd, 5000));
+    configure(dev, "workers=1 poll-mode=external queue-depth=64"); // structural: a new Core
+    ASSERT_TRUE(r.wait()) << "the stopped Core did not deliver what it held";
+    EXPECT_EQ(dev.poll(), 0u);
+    EXPECT_FALSE(readable(fd, 0)) << "readable with nothing held";
+    EXPECT_EQ(dev.external_poll_fds().get(0), fd) << "the fd changed with the Core";
+}
+
 TEST(QatLive, BindThreadInstance) {
     Device dev;
     configure(dev, "workers=1 instances=3");
