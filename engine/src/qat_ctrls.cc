@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstdarg>
 #include <cstdio>
@@ -128,6 +129,7 @@ int refuse(Reason reason, const char *fmt, ...) noexcept {
     return 0;
 }
 
+// May throw (the configuration is copied): callers run inside qat_ctrl's try.
 bool external_polling() {
     return Device::get().config().poll_mode.kind == PollMode::Kind::kExternal;
 }
@@ -158,11 +160,10 @@ int check_thresholds(const char *p) noexcept {
         const std::size_t colon = item.find(':');
         const std::string_view name = item.substr(0, colon);
         const std::string_view num = colon == std::string_view::npos ? "" : item.substr(colon + 1);
-        unsigned long v = 0;
-        bool ok = !name.empty() && !num.empty() && num.size() <= 5;
-        for (char c : num)
-            ok = ok && c >= '0' && c <= '9' && (v = v * 10 + static_cast<unsigned>(c - '0'), true);
-        if (!ok || v > 16384)
+        unsigned v = 0;
+        const auto [end_num, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
+        if (name.empty() || num.empty() || ec != std::errc{} ||
+            end_num != num.data() + num.size() || v > 16384)
             return refuse(Reason::kBadConfigValue,
                           "simaccel: SET_CRYPTO_SMALL_PACKET_OFFLOAD_THRESHOLD: bad item '%.*s' "
                           "(expected CIPHER:BYTES, BYTES 0..16384)",
@@ -179,7 +180,7 @@ int poll(void *p) noexcept {
     return 1;
 }
 
-int get_external_polling_fd(long i, void *p) noexcept {
+int get_external_polling_fd(long i, void *p) {
     if (!external_polling() || !g_event_driven.load(std::memory_order_relaxed))
         return refuse(Reason::kOperationFailed,
                       "simaccel: GET_EXTERNAL_POLLING_FD needs ENABLE_EXTERNAL_POLLING and "
@@ -216,7 +217,7 @@ int get_num_op_retries(void *p) noexcept {
     return store<int>(p, n > INT_MAX ? INT_MAX : static_cast<int>(n), "GET_NUM_OP_RETRIES");
 }
 
-int set_max_retry_count(long i) noexcept {
+int set_max_retry_count(long i) {
     if (i < -1 || i > 100000)
         return refuse(Reason::kBadConfigValue,
                       "simaccel: SET_MAX_RETRY_COUNT: %ld out of range (-1..100000)", i);
