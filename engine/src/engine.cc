@@ -17,9 +17,18 @@
 //                               SIMACCEL_R "bad configuration value" with a message that names
 //                               the key and the value; the configuration is unchanged and the
 //                               engine stays usable.
-//   POLL                        No input. Delivers the completions held by poll-mode
-//                               `external` or `coalesce`; stores how many in *(long *)p when p
-//                               is non-NULL (long n; ENGINE_ctrl_cmd(e, "POLL", 0, &n, NULL, 0)).
+//   QAT_Engine's messages       ENABLE_EXTERNAL_POLLING, POLL, GET_NUM_REQUESTS_IN_FLIGHT and
+//                               the rest of Intel's list, with Intel's names, numbers (from
+//                               ENGINE_CMD_BASE), flags and (i, p) conventions: qat_ctrls.cc,
+//                               and docs/qat-compat.md for the table. In short: POLL delivers
+//                               the completions held by poll-mode `external` and stores an int
+//                               status in *(int *)p (0 delivered, -2 nothing held);
+//                               GET_NUM_REQUESTS_IN_FLIGHT stores in *(int **)p the ADDRESS of
+//                               a live int counter of request kind i, which the application
+//                               reads later without calling again.
+//   POLL_COUNT                  No input. POLL, storing how many completions it delivered in
+//                               *(long *)p when p is non-NULL
+//                               (long n; ENGINE_ctrl_cmd(e, "POLL_COUNT", 0, &n, NULL, 0)).
 //                               Returns 1: a count of 0 is an answer, not a failure.
 //   GET_STATS                   No input. The stats JSON of DESIGN.md §4. With p non-NULL,
 //                               p is a `char **` that receives an OPENSSL_strdup'd copy the
@@ -33,8 +42,15 @@
 //   DEVICE_RESET                No input. Simulates a device reset: every request in flight
 //                               fails (or falls back to software with sw-fallback=yes) and
 //                               submissions are refused for the reset downtime. Returns 1.
-//   GET_NUM_REQUESTS_IN_FLIGHT  No input. Stores the number of requests in the device in
-//                               *(long *)p when p is non-NULL. Returns 1.
+//   GET_INFLIGHT_COUNT          No input. Stores the number of requests in the device in
+//                               *(long *)p when p is non-NULL. Returns 1. (QAT_Engine's
+//                               GET_NUM_REQUESTS_IN_FLIGHT answers with a pointer instead.)
+//
+// Built with SIMACCEL_QATENGINE_ALIAS (or for the tests), the same module is also written as
+// engines-3/qatengine.so; loaded under that file name it binds as id `qatengine` only, so that
+// configurations and applications that name Intel's engine load simaccel unchanged.
+
+#include <dlfcn.h>
 
 #include <openssl/crypto.h>
 #include <openssl/engine.h>
@@ -59,10 +75,35 @@
 namespace simaccel::engine {
 namespace {
 
-constexpr const char kEngineId[] = "simaccel";
-constexpr const char kEngineName[] =
-    "simaccel: simulated asynchronous crypto accelerator (RSA, ECDSA, ECDH)";
-constexpr const char kModuleFile[] = "simaccel.so";
+// The module binds under one of two identities, chosen by the file it was loaded from.
+struct Identity {
+    const char *id;
+    const char *name;
+    const char *file;
+};
+constexpr Identity kSimaccel{"simaccel",
+                             "simaccel: simulated asynchronous crypto accelerator (RSA, ECDSA, "
+                             "ECDH)",
+                             "simaccel.so"};
+constexpr Identity kQatAlias{"qatengine",
+                             "simaccel as qatengine: simulated asynchronous crypto accelerator "
+                             "(RSA, ECDSA, ECDH)",
+                             "qatengine.so"};
+
+// qatengine.so is a copy of simaccel.so (a copy, not a link: the dynamic loader would take a
+// link to an already loaded simaccel.so for that module), so the file name decides.
+const Identity &identity() noexcept {
+    static const Identity *const self = [] {
+        Dl_info info{};
+        if (dladdr(reinterpret_cast<const void *>(&identity), &info) == 0 ||
+            info.dli_fname == nullptr)
+            return &kSimaccel;
+        const char *slash = std::strrchr(info.dli_fname, '/');
+        const char *base = slash != nullptr ? slash + 1 : info.dli_fname;
+        return std::strcmp(base, kQatAlias.file) == 0 ? &kQatAlias : &kSimaccel;
+    }();
+    return *self;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Error library
@@ -112,13 +153,15 @@ constexpr ErrorReporter kReporter{&report, nullptr};
 // ---------------------------------------------------------------------------------------------
 // Control commands
 
+// ENGINE_CMD_BASE .. +31 are QAT_Engine's numbers (qat_ctrls.cc); OpenSSL looks commands up
+// by number assuming the table ascends, so simaccel's own come after them.
 enum : int {
-    kCmdPoll = ENGINE_CMD_BASE,
-    kCmdGetStats,
+    kCmdGetStats = ENGINE_CMD_BASE + 32,
     kCmdResetStats,
     kCmdDeviceReset,
-    kCmdGetNumRequestsInFlight,
-    kCmdFirstKey = ENGINE_CMD_BASE + 16, // key i of config_keys() is kCmdFirstKey + i
+    kCmdGetInflightCount,
+    kCmdPollCount,
+    kCmdFirstKey = ENGINE_CMD_BASE + 64, // key i of config_keys() is kCmdFirstKey + i
 };
 
 // The ENGINE_CMD_DEFN table is built once from the key table: OpenSSL keeps pointers to it
@@ -137,11 +180,9 @@ void build_commands() noexcept {
         auto table = std::make_unique<CommandTable>();
         const auto keys = config_keys();
         table->strings.reserve(2 * keys.size());
-        table->defns.reserve(keys.size() + 6);
-        table->defns.push_back({kCmdPoll, "POLL",
-                                "Deliver the completions held by poll-mode external or coalesce; "
-                                "how many into *(long *)p if p is not NULL",
-                                ENGINE_CMD_FLAG_NO_INPUT});
+        const auto qat = qat_command_defns();
+        table->defns.reserve(qat.size() + keys.size() + 6);
+        table->defns.assign(qat.begin(), qat.end());
         table->defns.push_back({kCmdGetStats, "GET_STATS",
                                 "Statistics as JSON: into *(char **)p (free with OPENSSL_free), "
                                 "or to stdout when p is NULL",
@@ -151,8 +192,12 @@ void build_commands() noexcept {
         table->defns.push_back({kCmdDeviceReset, "DEVICE_RESET",
                                 "Simulate a device reset: requests in flight fail (or fall back)",
                                 ENGINE_CMD_FLAG_NO_INPUT});
-        table->defns.push_back({kCmdGetNumRequestsInFlight, "GET_NUM_REQUESTS_IN_FLIGHT",
+        table->defns.push_back({kCmdGetInflightCount, "GET_INFLIGHT_COUNT",
                                 "Requests in the device, into *(long *)p if p is not NULL",
+                                ENGINE_CMD_FLAG_NO_INPUT});
+        table->defns.push_back({kCmdPollCount, "POLL_COUNT",
+                                "Deliver the completions held by poll-mode external; how many "
+                                "into *(long *)p if p is not NULL",
                                 ENGINE_CMD_FLAG_NO_INPUT});
         int num = kCmdFirstKey;
         for (const ConfigKey &k : keys) {
@@ -242,8 +287,10 @@ int count_result(std::uint64_t n, void *p) noexcept {
 }
 
 int engine_ctrl(ENGINE *, int cmd, long i, void *p, void (*)(void)) noexcept {
+    if (is_qat_command(cmd))
+        return qat_ctrl(cmd, i, p);
     switch (cmd) {
-    case kCmdPoll:
+    case kCmdPollCount:
         return count_result(Device::get().poll(), p);
     case kCmdGetStats:
         return get_stats(i, p);
@@ -253,7 +300,7 @@ int engine_ctrl(ENGINE *, int cmd, long i, void *p, void (*)(void)) noexcept {
     case kCmdDeviceReset:
         Device::get().reset();
         return 1;
-    case kCmdGetNumRequestsInFlight:
+    case kCmdGetInflightCount:
         return count_result(Device::get().inflight(), p);
     default:
         break;
@@ -309,13 +356,14 @@ int engine_destroy(ENGINE *) noexcept {
 }
 
 bool id_matches(const char *id) noexcept {
-    if (id == nullptr || std::strcmp(id, kEngineId) == 0)
+    const Identity &self = identity();
+    if (id == nullptr || std::strcmp(id, self.id) == 0)
         return true;
     // `openssl engine /abs/path/simaccel.so` passes the path as the id.
     if (id[0] != '/')
         return false;
     const char *base = std::strrchr(id, '/') + 1;
-    return std::strcmp(base, kModuleFile) == 0;
+    return std::strcmp(base, self.file) == 0;
 }
 
 int bind(ENGINE *e, const char *id) noexcept {
@@ -338,7 +386,7 @@ int bind(ENGINE *e, const char *id) noexcept {
             return 0;
         }
     }
-    if (ENGINE_set_id(e, kEngineId) != 1 || ENGINE_set_name(e, kEngineName) != 1 ||
+    if (ENGINE_set_id(e, identity().id) != 1 || ENGINE_set_name(e, identity().name) != 1 ||
         ENGINE_set_RSA(e, g_rsa_method) != 1 || ENGINE_set_EC(e, g_ec_method) != 1 ||
         ENGINE_set_init_function(e, engine_init) != 1 ||
         ENGINE_set_finish_function(e, engine_finish) != 1 ||
@@ -357,6 +405,15 @@ int bind(ENGINE *e, const char *id) noexcept {
 }
 
 } // namespace
+
+int set_config_value(std::string_view key, const char *value) noexcept {
+    const ConfigKey *k = find_config_key(key);
+    if (k == nullptr) { // a typo in this module, not the caller's fault
+        raise_error(Reason::kUnknownConfigKey);
+        return 0;
+    }
+    return set_config_key(*k, value);
+}
 
 const ErrorReporter &error_reporter() noexcept { return kReporter; }
 

@@ -4,12 +4,15 @@
 
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/engine.h>
 #include <openssl/rsa.h>
 
 #include <cstddef>
 #include <cstring>
 #include <memory>
 #include <source_location>
+#include <span>
+#include <string_view>
 #include <utility>
 
 #include "simaccel/bridge.h"
@@ -89,6 +92,16 @@ const ErrorReporter &error_reporter() noexcept;
 // OPENSSL_FUNC (defined from __STDC_VERSION__) is "(unknown function)".
 void raise_error(Reason reason, const char *detail = nullptr,
                  std::source_location where = std::source_location::current()) noexcept;
+
+// Sets configuration key `key` (`poll-mode`) as its ctrl command does (engine.cc): 1, or 0 with
+// the error raised and the configuration unchanged.
+int set_config_value(std::string_view key, const char *value) noexcept;
+
+// QAT_Engine's control messages (qat_ctrls.cc): their ENGINE_CMD_DEFN rows, ascending and below
+// every simaccel command number; whether `cmd` is one; and the handler (ENGINE ctrl result).
+std::span<const ENGINE_CMD_DEFN> qat_command_defns() noexcept;
+bool is_qat_command(int cmd) noexcept;
+int qat_ctrl(int cmd, long i, void *p) noexcept;
 
 // The engine's methods, created once per bound module. create_* return nullptr on failure.
 RSA_METHOD *create_rsa_method() noexcept;

@@ -229,9 +229,8 @@ int main() {
     expect(ENGINE_ctrl_cmd_string(e, "QUEUE_DEPTH", "256", 0) == 1, "QUEUE_DEPTH=256");
     expect(ENGINE_ctrl_cmd_string(e, "LATENCY", "fixed:200us", 0) == 1, "LATENCY=fixed:200us");
     long inflight = -1;
-    expect(ENGINE_ctrl_cmd(e, "GET_NUM_REQUESTS_IN_FLIGHT", 0, &inflight, nullptr, 0) == 1 &&
-               inflight == 0,
-           "GET_NUM_REQUESTS_IN_FLIGHT == 0");
+    expect(ENGINE_ctrl_cmd(e, "GET_INFLIGHT_COUNT", 0, &inflight, nullptr, 0) == 1 && inflight == 0,
+           "GET_INFLIGHT_COUNT == 0");
 
     // Keys made after the engine became default pick up its methods.
     PkeyPtr rsa(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048)));

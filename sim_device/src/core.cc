@@ -162,6 +162,7 @@ Submit Core::try_submit(Request *req) noexcept {
     req->t_submit = monotonic_ns();
 
     const std::uint64_t now_inflight = dev.inflight_.fetch_add(1, std::memory_order_relaxed) + 1;
+    dev.live_.add(req->op, 1);
     std::uint64_t seen = dev.max_inflight_.load(std::memory_order_relaxed);
     while (now_inflight > seen &&
            !dev.max_inflight_.compare_exchange_weak(seen, now_inflight, std::memory_order_relaxed)) {
@@ -180,6 +181,7 @@ Submit Core::try_submit(Request *req) noexcept {
         queued_.fetch_sub(1, std::memory_order_relaxed);
         st.submitted.fetch_sub(1, std::memory_order_relaxed);
         dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
+        dev.live_.add(req->op, -1);
         in.occupancy.fetch_sub(1, std::memory_order_relaxed);
         st.busy.fetch_add(1, std::memory_order_relaxed);
         submitters_.fetch_sub(1, std::memory_order_relaxed);
@@ -407,6 +409,7 @@ Status Core::retire(Request *r, Status proposed) noexcept {
     // count this request as well (max_inflight stays within queue-depth x instances). release:
     // publishes that decrement to try_submit()'s acquire.
     dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
+    dev.live_.add(r->op, -1);
     instances_[r->instance]->occupancy.fetch_sub(1, std::memory_order_release);
     if (r->holds_slot) {
         r->holds_slot = false;
@@ -443,6 +446,7 @@ void Core::hold(Request *r) noexcept {
         held_head_ = r;
     held_tail_ = r;
     held_count_.fetch_add(1, std::memory_order_relaxed);
+    dev.external_fds_.notify(); // after the append: a poll that drains the fds then finds it
 }
 
 unsigned Core::poll() noexcept {
@@ -505,6 +509,19 @@ void Core::stop() noexcept {
         deliver_now(list);
         list = next;
     }
+}
+
+// Defined here, next to the thread-local mapping it sets (try_submit keeps it while the
+// generation, bumped by a fork, is unchanged).
+bool Device::bind_thread_instance(unsigned instance) noexcept {
+    {
+        std::lock_guard lock(mu_);
+        if (instance >= cfg_.instances)
+            return false;
+    }
+    t_instance = instance;
+    t_instance_gen = generation_.load(std::memory_order_relaxed);
+    return true;
 }
 
 } // namespace simaccel

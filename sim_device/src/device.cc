@@ -207,6 +207,10 @@ Submit Device::try_submit(Request *req) noexcept {
 }
 
 unsigned Device::poll() noexcept {
+    // Before the held list is taken (ExternalPollFds::clear), and also with no Core or another
+    // poll-mode: a stopped Core delivered what it held, and an fd left readable would make an
+    // epoll-driven poller spin.
+    external_fds_.clear();
     Core *core = core_.load(std::memory_order_acquire); // acquire: see start_locked()
     return core ? core->poll() : 0;
 }
@@ -282,6 +286,8 @@ void Device::atfork_child() noexcept {
     d.core_.store(nullptr, std::memory_order_relaxed);
     d.generation_.fetch_add(1, std::memory_order_relaxed);
     d.inflight_.store(0, std::memory_order_relaxed);
+    d.live_.reset();
+    d.external_fds_.after_fork();
     d.max_inflight_.store(0, std::memory_order_relaxed);
     d.down_until_.store(0, std::memory_order_relaxed);
     d.resolved_workers_.store(0, std::memory_order_relaxed);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `openssl engine -vvv simaccel` lists every configuration key (DESIGN.md §3) and every device
-# command (§4) as a ctrl, each with a description.
+# `openssl engine -vvv simaccel` lists every configuration key (DESIGN.md §3), every device
+# command (§4) and QAT_Engine's messages (docs/qat-compat.md) as a ctrl, each with a description.
 source "$(dirname "$0")/lib.sh"
 require_engine
 
@@ -13,7 +13,13 @@ expected=(
     LATENCY_X25519 LATENCY_X448 LATENCY_ED25519 LATENCY_ED448 LATENCY_NULL
     POLL_MODE OFFLOAD FAULT_BUSY FAULT_ERROR FAULT_STALL FAULT_CORRUPT FAULT_SEED
     VERIFY SW_FALLBACK MAX_RETRIES RESET_DOWNTIME STATS_FILE LOG
-    POLL GET_STATS RESET_STATS DEVICE_RESET GET_NUM_REQUESTS_IN_FLIGHT
+    GET_STATS RESET_STATS DEVICE_RESET GET_INFLIGHT_COUNT POLL_COUNT
+    ENABLE_EXTERNAL_POLLING POLL SET_INSTANCE_FOR_THREAD GET_NUM_OP_RETRIES SET_MAX_RETRY_COUNT
+    SET_INTERNAL_POLL_INTERVAL GET_EXTERNAL_POLLING_FD ENABLE_EVENT_DRIVEN_POLLING_MODE
+    GET_NUM_CRYPTO_INSTANCES DISABLE_EVENT_DRIVEN_POLLING_MODE SET_EPOLL_TIMEOUT
+    SET_CRYPTO_SMALL_PACKET_OFFLOAD_THRESHOLD ENABLE_INLINE_POLLING ENABLE_HEURISTIC_POLLING
+    GET_NUM_REQUESTS_IN_FLIGHT INIT_ENGINE SET_CONFIGURATION_SECTION_NAME ENABLE_SW_FALLBACK
+    HEARTBEAT_POLL DISABLE_QAT_OFFLOAD
 )
 missing=()
 for cmd in "${expected[@]}"; do
@@ -31,7 +37,7 @@ say "ok: $n commands, all described"
 
 # The action commands succeed from the command line, where p is NULL: a count of 0 (nothing to
 # poll, nothing in flight) is an answer, not a failure.
-for cmd in POLL RESET_STATS DEVICE_RESET GET_NUM_REQUESTS_IN_FLIGHT; do
+for cmd in POLL POLL_COUNT RESET_STATS DEVICE_RESET GET_INFLIGHT_COUNT HEARTBEAT_POLL; do
     out=$(run "$OPENSSL" engine -pre "$cmd" simaccel 2>&1) || true
     grep -Fq "[Success]: $cmd" <<<"$out" || fail "openssl engine -pre $cmd did not succeed: $out"
 done

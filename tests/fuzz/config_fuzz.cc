@@ -60,8 +60,10 @@ void run_engine(std::string_view input, const std::string &key, const std::strin
     if (e == nullptr)
         return;
     // GET_STATS with a NULL pointer writes the stats to stdout: not this harness's subject.
-    // The other action commands (POLL, RESET_STATS, DEVICE_RESET, GET_NUM_REQUESTS_IN_FLIGHT)
-    // run: they return 1 and leave the configuration alone.
+    // The other action commands (POLL, POLL_COUNT, RESET_STATS, DEVICE_RESET, GET_INFLIGHT_COUNT,
+    // HEARTBEAT_POLL) run: they return 1 and leave the configuration alone. QAT_Engine's
+    // messages that answer through p (GET_NUM_REQUESTS_IN_FLIGHT, ...) refuse a NULL p with an
+    // error, as any refusal must.
     // (Compared as OpenSSL sees the name: up to the first NUL.)
     const std::string_view name(key.c_str());
     if (name == "GET_STATS")

@@ -30,14 +30,18 @@ long ctrl_count(const char *cmd) {
     if (!e)
         return -1;
     long n = -1;
-    // POLL and GET_NUM_REQUESTS_IN_FLIGHT store the count in *(long *)p and return 1.
+    // POLL_COUNT and GET_INFLIGHT_COUNT store the count in *(long *)p and return 1.
     return ENGINE_ctrl_cmd(e, cmd, 0, &n, nullptr, 0) == 1 ? n : -1;
 }
 
 } // namespace
 
-long engine_poll() { return ctrl_count("POLL"); }
-long engine_inflight() { return ctrl_count("GET_NUM_REQUESTS_IN_FLIGHT"); }
+long engine_poll() {
+    return ctrl_count("POLL_COUNT");
+}
+long engine_inflight() {
+    return ctrl_count("GET_INFLIGHT_COUNT");
+}
 
 bool engine_device_reset() {
     ENGINE *e = engine();

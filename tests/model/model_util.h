@@ -23,9 +23,9 @@ using Clock = std::chrono::steady_clock;
 
 // --- engine ctrl commands ------------------------------------------------------------------
 
-// ENGINE ctrl POLL: delivers what poll-mode external holds; returns how many, -1 on failure.
+// ENGINE ctrl POLL_COUNT: delivers what poll-mode external holds; returns how many, -1 on failure.
 long engine_poll();
-// ENGINE ctrl GET_NUM_REQUESTS_IN_FLIGHT; -1 on failure.
+// ENGINE ctrl GET_INFLIGHT_COUNT; -1 on failure.
 long engine_inflight();
 // ENGINE ctrl DEVICE_RESET.
 bool engine_device_reset();

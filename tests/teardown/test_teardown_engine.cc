@@ -41,7 +41,7 @@ class EngineTeardown : public ::testing::Test {
     std::uint64_t completed() { return f_->stats().op("ecdsa-sign").completed + f_->stats().op("ecdh").completed; }
     long inflight() {
         long n = 0;
-        ENGINE_ctrl_cmd(f_->engine(), "GET_NUM_REQUESTS_IN_FLIGHT", 0, &n, nullptr, 0);
+        ENGINE_ctrl_cmd(f_->engine(), "GET_INFLIGHT_COUNT", 0, &n, nullptr, 0);
         return n;
     }
     // Waits until the device has let go of every request, and at least `min` has passed.

@@ -89,6 +89,71 @@ struct Policy {
 
 class Core; // the running part: threads, rings, completion engine (core.cc)
 
+// Live in-flight counters in the form QAT_Engine's GET_NUM_REQUESTS_IN_FLIGHT hands out: the
+// application keeps the address of a plain `int` and reads it whenever it likes, without calling
+// the engine again. Each counter is an `int` object (so the address is a valid `int *` in C) that
+// the device only ever accesses through std::atomic_ref<int>; the application's own plain reads
+// are what they are with Intel's engine, which updates plain ints with atomic builtins.
+class LiveCounters {
+  public:
+    // QAT_Engine's request kinds (its `i` values minus one). Every simaccel op class is an
+    // asymmetric-key operation, so only kAsym ever moves; the others exist so that the addresses
+    // an application asks for are real, always-zero counters.
+    enum Kind : unsigned {
+        kAsym,
+        kKdf,
+        kCipherPipeline,
+        kAsymMbQueue,
+        kKdfMbQueue,
+        kSymMbQueue,
+        kNumKinds
+    };
+
+    int *address(Kind k) noexcept { return &v_[k].value; }
+    int load(Kind k) const noexcept;
+    void add(OpClass c, int delta) noexcept; // called on submit (+1) and when a request leaves (-1)
+    void reset() noexcept;                   // fork child: nothing is in flight there
+
+  private:
+    struct alignas(64) Slot { // one cache line each: kAsym is written by every submission
+        alignas(std::atomic_ref<int>::required_alignment) int value = 0;
+    };
+    Slot v_[kNumKinds];
+};
+
+// The fds of QAT_Engine's GET_EXTERNAL_POLLING_FD: one eventfd per instance index (created on
+// first request, non-blocking, close-on-exec), all readable while poll-mode `external` holds a
+// completion that no POLL has delivered yet. They live with the Device, not a Core, so that an
+// fd the application put in its epoll set survives reconfiguration.
+class ExternalPollFds {
+  public:
+    static constexpr unsigned kMax = 64; // the `instances` key's maximum
+    ExternalPollFds() noexcept;
+    ~ExternalPollFds();
+    ExternalPollFds(const ExternalPollFds &) = delete;
+    ExternalPollFds &operator=(const ExternalPollFds &) = delete;
+    // The fd for `instance` (< kMax), creating it; -1 with errno set if eventfd() fails.
+    int get(unsigned instance) noexcept;
+    // Called after a completion was added to the held list: makes the fds readable.
+    void notify() noexcept;
+    // Called by poll() before it takes the held list: drains the fds. A completion held after
+    // the drain makes them readable again; one held before it is delivered by this poll.
+    void clear() noexcept;
+    // Fork child: the fds are shared with the parent's; close them, GET creates new ones.
+    void after_fork() noexcept;
+
+  private:
+    void lock() noexcept;
+    void unlock() noexcept;
+
+    std::atomic<bool> any_{false}; // an fd exists: notify()'s lock-free fast path
+    // Guards fds_ and armed_ (armed_ == the fds are readable). A spin lock on one word rather
+    // than a mutex: the fork child resets it even if a device thread held it at the fork.
+    std::atomic<bool> locked_{false};
+    int fds_[kMax];
+    bool armed_ = false;
+};
+
 class Device {
   public:
     // The one device of this process, shared by the engine and the provider.
@@ -136,6 +201,11 @@ class Device {
     bool running() const noexcept;
 
     std::uint64_t inflight() const noexcept;
+    LiveCounters &live() noexcept { return live_; }
+    ExternalPollFds &external_poll_fds() noexcept { return external_fds_; }
+    // QAT_Engine's SET_INSTANCE_FOR_THREAD: the calling thread submits to `instance` from now on
+    // (until a fork). False if `instance` >= the configured `instances`.
+    bool bind_thread_instance(unsigned instance) noexcept;
     unsigned workers() const noexcept; // resolved worker count (0 before the first start)
     Stats &stats() noexcept { return stats_; }
     std::string stats_json(bool histograms = false) const;
@@ -171,6 +241,8 @@ class Device {
     std::atomic<std::uint32_t> next_instance_{0};
     std::atomic<std::uint64_t> generation_{0}; // bumped by fork-child reset
     std::atomic<std::uint64_t> policy_word_{0};  // Policy, packed; relaxed: a plain snapshot
+    LiveCounters live_;
+    ExternalPollFds external_fds_;
 };
 
 std::uint64_t monotonic_ns() noexcept;
