@@ -6,9 +6,7 @@
 # SIMACCEL_RELOADS overrides the count.
 source "$(dirname "$0")/../servers/lib.sh"
 require_engine
-require_python
-require_program nginx nginx
-require_program h2load nghttp2-client
+require_server nginx
 
 reloads=${SIMACCEL_RELOADS:-20}
 workers=2

@@ -15,9 +15,7 @@ provider)
         skip "the provider is not built (no $OPENSSL_MODULES/simaccel.so)" ;;
 *) fail "unknown front end '$frontend' (engine or provider)" ;;
 esac
-require_python
-require_program haproxy haproxy
-require_program h2load nghttp2-client
+require_server haproxy
 
 requests=${SIMACCEL_TEST_REQUESTS:-200}
 server_certs
@@ -26,12 +24,7 @@ haproxy_up "$frontend" "$nbthread" 1 \
     "OPENSSL_CONF=$SIMACCEL_SOURCE_DIR/conf/simaccel-$frontend.cnf" \
     "SIMACCEL_OPTS=stats-file=$WORK/stats.%p.json latency=fixed:100us" --
 
-h2load_run "$WORK/rsa.log" "https://127.0.0.1:$RSA_PORT/" "$requests" 10
-h2load_run "$WORK/ec.log" "https://127.0.0.1:$EC_PORT/" "$requests" 10
-# h2load speaks TLS 1.3; TLS 1.2 (ServerKeyExchange signature) through s_client.
-tls12=20
-tls12_handshakes "$RSA_PORT" "$tls12" ECDHE-RSA-AES128-GCM-SHA256
-tls12_handshakes "$EC_PORT" "$tls12" ECDHE-ECDSA-AES128-GCM-SHA256
+handshake_load "$RSA_PORT" "$EC_PORT" "$requests"
 
 stop_gracefully "$HAPROXY_PID" USR1 30
 grep -iE 'alert|error' "$HAPROXY_LOG" >&2 && fail "haproxy logged errors"
@@ -40,6 +33,6 @@ stats=$WORK/stats.$HAPROXY_PID.json
 [[ -s $stats ]] || { ls "$WORK" >&2; cat "$HAPROXY_LOG" >&2; fail "no stats file $stats"; }
 cat "$stats" >&2
 # One signature per handshake (a failed or resumed handshake would make fewer).
-check_offload "$stats" rsa-priv "$((requests + tls12))"
-check_offload "$stats" ecdsa-sign "$((requests + tls12))"
-say "ok: $frontend, nbthread $nbthread, $((2 * (requests + tls12))) handshakes offloaded"
+check_offload "$stats" rsa-priv "$((requests + TLS12))"
+check_offload "$stats" ecdsa-sign "$((requests + TLS12))"
+say "ok: $frontend, nbthread $nbthread, $((2 * (requests + TLS12))) handshakes offloaded"

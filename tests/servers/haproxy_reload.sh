@@ -9,9 +9,7 @@ source "$(dirname "$0")/lib.sh"
 reloads=${SIMACCEL_RELOADS:-${1:?usage: haproxy_reload.sh RELOADS REQUESTS}}
 requests=${2:?usage: haproxy_reload.sh RELOADS REQUESTS}
 require_engine
-require_python
-require_program haproxy haproxy
-require_program h2load nghttp2-client
+require_server haproxy
 
 server_certs
 haproxy_up mw 1 1 \

@@ -18,6 +18,12 @@ SERVER_TIMEOUT=${SIMACCEL_SERVER_TIMEOUT:-90}
 require_program() { # require_program NAME PACKAGE
     command -v "$1" >/dev/null || skip "$1 is not installed (package $2; scripts/install-deps.sh installs it)"
 }
+# require_server haproxy|nginx: the server, the h2load client and python3 (for the stats).
+require_server() {
+    require_python
+    require_program "$1" "$1"
+    require_program h2load nghttp2-client
+}
 
 # server_certs: an RSA-2048 and an EC P-256 server certificate, $WORK/rsa.{crt,key,pem} and
 # $WORK/ec.{crt,key,pem}.
@@ -123,6 +129,16 @@ haproxy_up() {
         say "a port was taken, retrying"
     done
     fail "haproxy $name: no ports could be bound"
+}
+
+# handshake_load RSA_PORT EC_PORT REQUESTS: REQUESTS new TLS connections (h2load, TLS 1.3) and
+# TLS12 more (s_client, TLS 1.2: the ServerKeyExchange signature) on each port.
+TLS12=20
+handshake_load() {
+    h2load_run "$WORK/rsa.log" "https://127.0.0.1:$1/" "$3" 10
+    h2load_run "$WORK/ec.log" "https://127.0.0.1:$2/" "$3" 10
+    tls12_handshakes "$1" "$TLS12" ECDHE-RSA-AES128-GCM-SHA256
+    tls12_handshakes "$2" "$TLS12" ECDHE-ECDSA-AES128-GCM-SHA256
 }
 
 # tls12_handshakes PORT N CIPHER: N separate `openssl s_client -tls1_2` handshakes (no session

@@ -5,9 +5,7 @@
 # stats file accounts for its share of the private-key operations.
 source "$(dirname "$0")/lib.sh"
 require_engine
-require_python
-require_program nginx nginx
-require_program h2load nghttp2-client
+require_server nginx
 
 requests=${SIMACCEL_TEST_REQUESTS:-200}
 workers=2
@@ -26,11 +24,7 @@ done
 ((${#worker_pids[@]} == workers)) || fail "nginx master $master has ${#worker_pids[@]} workers, expected $workers"
 say "nginx master $master, workers ${worker_pids[*]}, RSA :$RSA_PORT, EC :$EC_PORT"
 
-h2load_run "$WORK/rsa.log" "https://127.0.0.1:$RSA_PORT/" "$requests" 10
-h2load_run "$WORK/ec.log" "https://127.0.0.1:$EC_PORT/" "$requests" 10
-tls12=20
-tls12_handshakes "$RSA_PORT" "$tls12" ECDHE-RSA-AES128-GCM-SHA256
-tls12_handshakes "$EC_PORT" "$tls12" ECDHE-ECDSA-AES128-GCM-SHA256
+handshake_load "$RSA_PORT" "$EC_PORT" "$requests"
 
 stop_gracefully "$master" QUIT 30
 grep -E '\[(alert|crit|emerg|error)\]' "$log" >&2 && fail "nginx logged errors"
@@ -49,6 +43,6 @@ for w in "${worker_pids[@]}"; do
 done
 for cls in rsa-priv ecdsa-sign; do
     n=$(stats_sum "$cls" completed "${files[@]}")
-    ((n >= requests + tls12)) || fail "workers completed $n $cls operations, expected >= $((requests + tls12))"
+    ((n >= requests + TLS12)) || fail "workers completed $n $cls operations, expected >= $((requests + TLS12))"
     say "ok: $cls completed by the workers: $n"
 done
