@@ -30,7 +30,7 @@ unset SIMACCEL_OPTS
 # The suite's ASan + UBSan options (tests/sanitizers/options.env). Leak checking stays on: the
 # harness restores the device after every input.
 source scripts/lib/common.sh
-while read -r kv; do export "${kv?}"; done < <(sanitizer_env address)
+while read -r kv; do export "$kv"; done < <(sanitizer_env address)
 jobs=${SIMACCEL_FUZZ_JOBS:-1}
 par=()
 ((jobs > 1)) && par=(-jobs="$jobs" -workers="$jobs")

@@ -218,28 +218,20 @@ h2load_counts() {
 
 # Sanitizers -----------------------------------------------------------------------------------
 
-# sanitizer_env address|thread [program]: the runtime options of tests/sanitizers/options.env
-# for that sanitizer, as NAME=VALUE lines; `program` gives those of an uninstrumented program
-# that loads our modules (leak checking off: its own exit-time leaks are not ours).
+# sanitizer_env address|thread: the runtime options of tests/sanitizers/options.env for that
+# sanitizer, as NAME=VALUE lines, for a script that runs instrumented programs itself
+# (scripts/fuzz.sh). CTest's tests get them from CMake (tests/sanitizers/sanitizers.cmake).
 # Use: `while read -r kv; do export "$kv"; done < <(sanitizer_env address)`.
 sanitizer_env() {
-    local kind=$1 who=${2:-test} dir=$SIMACCEL_ROOT/tests/sanitizers line name value
+    local kind=$1 dir=$SIMACCEL_ROOT/tests/sanitizers line
     local -A opt=()
     while IFS= read -r line; do
         [[ $line =~ ^([A-Z_]+)=(.*)$ ]] || continue
-        name=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-        opt[$name]=${value//@DIR@/$dir}
+        opt[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]//@DIR@/$dir}
     done <"$dir/options.env"
     case $kind in
-    address)
-        if [[ $who == program ]]; then
-            echo "ASAN_OPTIONS=${opt[ASAN_OPTIONS]}:${opt[PROGRAM_ASAN_OPTIONS]}"
-        else
-            echo "ASAN_OPTIONS=${opt[ASAN_OPTIONS]}"
-            echo "LSAN_OPTIONS=${opt[LSAN_OPTIONS]}"
-        fi
-        echo "UBSAN_OPTIONS=${opt[UBSAN_OPTIONS]}"
-        ;;
+    address) printf '%s\n' "ASAN_OPTIONS=${opt[ASAN_OPTIONS]}" "LSAN_OPTIONS=${opt[LSAN_OPTIONS]}" \
+        "UBSAN_OPTIONS=${opt[UBSAN_OPTIONS]}" ;;
     thread) echo "TSAN_OPTIONS=${opt[TSAN_OPTIONS]}" ;;
     *) fail "sanitizer_env: unknown sanitizer '$kind' (address or thread)" ;;
     esac
