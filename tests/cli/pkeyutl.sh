@@ -5,7 +5,7 @@
 # provider, which also makes the keys, `pkeyutl -verify` agrees and `pkeyutl -decrypt` (RSA
 # PKCS#1, OAEP) recovers what stock OpenSSL encrypted.
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/provider_lib.sh"
+source "$(dirname "$0")/frontend_lib.sh"
 use_frontend "${1:?usage: pkeyutl.sh engine|provider}"
 require_python
 

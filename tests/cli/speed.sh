@@ -5,7 +5,7 @@
 # (SIMACCEL_OPTS stats-file) show the completed private-key operations, and more than one
 # request was in the device at once.
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/provider_lib.sh"
+source "$(dirname "$0")/frontend_lib.sh"
 use_frontend "${1:?usage: speed.sh engine|provider}"
 require_python
 

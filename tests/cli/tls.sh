@@ -6,7 +6,7 @@
 #   provider  ed25519|ec (conf/simaccel-provider.cnf), TLS 1.3 with X25519, which the device
 #             computes too
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/provider_lib.sh"
+source "$(dirname "$0")/frontend_lib.sh"
 usage="usage: tls.sh engine rsa|ec, or tls.sh provider ed25519|ec"
 use_frontend "${1:?$usage}"
 kind=${2:?$usage}
