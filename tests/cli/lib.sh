@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers sourced by the CLI tests, on top of scripts/lib/common.sh (messages, process cleanup,
 # ports, certificates; the stats files through tools/stats.py): the test environment, a scratch
 # directory, an `openssl s_server` with a controllable stdin, and stats-file reads.

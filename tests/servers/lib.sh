@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the real-server tests (HAProxy, nginx), sourced by tests/servers and tests/fork:
 # built on tests/cli/lib.sh and scripts/lib/common.sh (scratch directory, cleanup of every
 # started process, free ports, certificates, HAProxy configuration, stats reads).
@@ -12,8 +13,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/../cli/lib.sh"
 [[ ${SIMACCEL_SANITIZE:-} == thread ]] &&
     skip "real servers do not run under TSan (their own synchronisation is not instrumented)"
 
-# The servers run longer than one CLI command: their own bound, in seconds.
-SERVER_TIMEOUT=${SIMACCEL_SERVER_TIMEOUT:-90}
 
 require_program() { # require_program NAME PACKAGE
     command -v "$1" >/dev/null || skip "$1 is not installed (package $2; scripts/install-deps.sh installs it)"
