@@ -13,7 +13,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/../cli/lib.sh"
 [[ ${SIMACCEL_SANITIZE:-} == thread ]] &&
     skip "real servers do not run under TSan (their own synchronisation is not instrumented)"
 
-
 require_program() { # require_program NAME PACKAGE
     command -v "$1" >/dev/null || skip "$1 is not installed (package $2; scripts/install-deps.sh installs it)"
 }
