@@ -20,12 +20,13 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
+SCRIPT_NAME=report
+source "$src/scripts/lib/common.sh"
 seconds=3
 quick=0
 parts=abcd
 out=""
 build=$src/build/release
-OPENSSL=${OPENSSL:-openssl}
 
 usage() { sed -n '2,19s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
@@ -60,10 +61,8 @@ else
 fi
 hs_clients=64
 
-say() { printf 'report: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
 for prog in python3 gnuplot; do
-    command -v "$prog" >/dev/null || die "$prog is missing (scripts/install-deps.sh installs it)"
+    command -v "$prog" >/dev/null || fail "$prog is missing (scripts/install-deps.sh installs it)"
 done
 
 # The build: the release preset by default, configured and built when missing.
@@ -72,7 +71,7 @@ if [[ ! -f $build/engines-3/simaccel.so && ! -f $build/ossl-modules/simaccel.so 
         say "building the release preset in $build"
         (cd "$src" && cmake --preset release >/dev/null && cmake --build --preset release -j2) >&2
     else
-        die "no simaccel module in '$build': build it first"
+        fail "no simaccel module in '$build': build it first"
     fi
 fi
 build=$(cd "$build" && pwd)
@@ -82,16 +81,8 @@ provider_so=$build/ossl-modules/simaccel.so
 out=${out:-$src/bench/results/$(date +%Y-%m-%d_%H%M%S)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/simaccel-report.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]:+${PIDS[@]}}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]:+${PIDS[@]}}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+cleanup_on_exit
+new_scratch tmp report
 # Every step runs with only the configuration it asks for.
 export OPENSSL_CONF=/dev/null
 unset SIMACCEL_OPTS
@@ -134,23 +125,6 @@ if part a && [[ -f $out/speed/speed.csv ]]; then
 fi
 
 # (b) ----------------------------------------------------------------------------------------------
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-    local p
-    for _ in $(seq 100); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-        port_free "$p" && { echo "$p"; return 0; }
-    done
-    die "no free port"
-}
-wait_listen() { # PORT PID
-    for _ in $(seq 150); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
 # h2load_rate LOG: "SECONDS REQ_PER_S" from h2load's "finished in 1.23s, 456.78 req/s" line.
 h2load_rate() {
     sed -nE 's/^finished in ([0-9.]+)(m?s), ([0-9.]+) req\/s.*/\1 \2 \3/p' "$1" |
@@ -180,27 +154,15 @@ hs_run() {
         envs=("OPENSSL_CONF=$src/conf/simaccel-provider.cnf" "OPENSSL_MODULES=$build/ossl-modules"
             "SIMACCEL_OPTS=stats-file=$tmp/hs.$cert.$mode.%p.json") ;;
     esac
-    port=$(pick_port)
-    {
-        echo "global"
-        echo "    nbthread 1"
-        echo "    maxconn 8192"
-        echo "    tune.ssl.cachesize 0"
-        ((async)) && echo "    ssl-mode-async"
-        echo "defaults"
-        echo "    mode http"
-        echo "    timeout connect 5s"
-        echo "    timeout client 30s"
-        echo "    timeout server 30s"
-        echo "frontend fe"
-        echo "    bind 127.0.0.1:$port ssl crt $tmp/$cert.pem ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2 no-tls-tickets ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256 curves P-256"
-        echo "    http-request return status 200 content-type text/plain string ok"
-    } >"$cfg"
+    port=$(free_port)
+    haproxy_config "$cfg" 1 "$async" 8192 \
+        "ssl-max-ver TLSv1.2 ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256 curves P-256" \
+        "$port:$tmp/$cert.pem"
     env "${envs[@]}" haproxy -db -f "$cfg" >"$log" 2>&1 &
     local pid=$!
-    PIDS+=("$pid")
+    track "$pid"
     local status=ok hs=0 failed=0 hps=0 server_cpu=0 server_ms=0 client_ms=0 busy=0 offloaded=- elapsed=0
-    if ! wait_listen "$port" "$pid"; then
+    if ! wait_listen "$port" 15 "$pid"; then
         status="haproxy did not start"
     else
         local url=https://127.0.0.1:$port/
@@ -217,23 +179,17 @@ hs_run() {
         m0=$(machine_ticks)
         # The client's own CPU time too (rusage of the waited-for children): it shares the
         # cores, and the summary works out the machine's ceiling from it.
-        python3 -c 'import resource, subprocess, sys
-rc = subprocess.call(sys.argv[2:])
-u = resource.getrusage(resource.RUSAGE_CHILDREN)
-open(sys.argv[1], "w").write(f"{u.ru_utime + u.ru_stime:.3f}\n")
-sys.exit(rc)' "$tmp/client_cpu" timeout -k 5 $((hs_seconds * 5 + 60)) "${h2[@]}" -c "$hs_clients" -n "$n" "$url" \
+        python3 "$here/plot/prepare.py" cputime "$tmp/client_cpu" timeout -k 5 $((hs_seconds * 5 + 60)) "${h2[@]}" -c "$hs_clients" -n "$n" "$url" \
             >"$tmp/h2load.log" 2>&1 || true
         # Without ALPN on the bind h2load prints two lines per connection: keep the rest.
         grep -v -e '^No protocol negotiated' -e '^Server does not support NPN/ALPN' \
             "$tmp/h2load.log" >"$out/h2load.$tag.log" || true
         t1=$(cpu_ticks "$pid")
         m1=$(machine_ticks)
-        local r elapsed
-        r=$(sed -nE 's/^requests: .* ([0-9]+) succeeded, ([0-9]+) failed.*/\1 \2/p' "$out/h2load.$tag.log")
+        local elapsed errored
+        read -r hs failed errored < <(h2load_counts "$out/h2load.$tag.log") || true
         elapsed=$(h2load_rate "$out/h2load.$tag.log" | cut -d' ' -f1)
-        hs=${r% *}
-        failed=${r#* }
-        [[ -n $r && -n $elapsed ]] || { hs=0; failed=0; elapsed=1; status="no h2load summary"; }
+        [[ -n $hs && -n $elapsed ]] || { hs=0; failed=0; elapsed=1; status="no h2load summary"; }
         local tck
         tck=$(getconf CLK_TCK)
         hps=$(awk -v n="$hs" -v s="$elapsed" 'BEGIN { printf "%.1f", n / s }')
@@ -256,7 +212,7 @@ sys.exit(rc)' "$tmp/client_cpu" timeout -k 5 $((hs_seconds * 5 + 60)) "${h2[@]}"
         local f=$tmp/hs.$cert.$mode.$pid.json
         if [[ -s $f ]]; then
             cp "$f" "$out/stats.$tag.json"
-            offloaded=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops"].get(sys.argv[2], {}).get("completed", 0))' "$f" "$cls")
+            offloaded=$("$STATS" sum completed "$f" --class "$cls")
         else
             offloaded="no stats"
         fi
@@ -273,12 +229,8 @@ if ! part b; then
     :
 elif command -v haproxy >/dev/null && command -v h2load >/dev/null; then
     say "(b) TLS handshakes against HAProxy nbthread 1"
-    "$OPENSSL" genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$tmp/rsa3072.key" 2>/dev/null
-    "$OPENSSL" genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/p256.key" 2>/dev/null
-    for c in rsa3072 p256; do
-        "$OPENSSL" req -new -x509 -key "$tmp/$c.key" -out "$tmp/$c.crt" -days 2 -subj /CN=localhost 2>/dev/null
-        cat "$tmp/$c.crt" "$tmp/$c.key" >"$tmp/$c.pem"
-    done
+    make_cert rsa3072 "$tmp/rsa3072" && make_pem "$tmp/rsa3072"
+    make_cert ec "$tmp/p256" && make_pem "$tmp/p256"
     echo "cert,mode,round,tls,clients,seconds,handshakes,failed,handshakes_per_s,server_cpu_cores,server_cpu_ms_per_handshake,client_cpu_ms_per_handshake,machine_busy_pct,offloaded,status" >"$out/handshakes.csv"
     modes=(sync)
     [[ -f $engine_so ]] && modes+=(async-engine)
@@ -312,20 +264,7 @@ if part c && [[ -f $engine_so ]]; then
     done
     if ((${#specs[@]})); then
         python3 "$here/plot/prepare.py" cdf "$out/latency_cdf.csv" "${specs[@]}"
-        # gnuplot blocks (one per model, separated by two blank lines): upper_us cdf.
-        python3 - "$out/latency_cdf.csv" >"$tmp/latency_cdf.dat" <<'PY'
-import csv, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-for i, m in enumerate(dict.fromkeys(r["model"] for r in rows)):
-    if i:
-        print("\n")
-    print(f"# {m}")
-    print("0 0")
-    for r in rows:
-        if r["model"] == m:
-            print(r["upper_us"], r["cdf"])
-PY
-        names=$(python3 -c 'import csv,sys; print(" ".join(dict.fromkeys(r["model"] for r in csv.DictReader(open(sys.argv[1])))))' "$out/latency_cdf.csv")
+        names=$(python3 "$here/plot/prepare.py" cdfdat "$out/latency_cdf.csv" "$tmp/latency_cdf.dat")
         gnuplot -e "dat='$tmp/latency_cdf.dat'; out='$out/latency_cdf.png'; models='$names'" \
             "$here/plot/latency_cdf.gp" 2>>"$out/gnuplot.log" || say "warning: plot latency CDF failed"
     fi

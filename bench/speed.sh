@@ -113,9 +113,7 @@ agg() {
 # device_ops FILE: the sum of `completed` over the op classes of a stats JSON ("?" if unread).
 device_ops() {
     [[ -s $1 ]] || { echo 0; return; }
-    python3 -c 'import json, sys
-print(sum(op.get("completed", 0) for op in json.load(open(sys.argv[1])).get("ops", {}).values()))' \
-        "$1" 2>/dev/null || echo "?"
+    "$src/tools/stats.py" sum completed "$1" 2>/dev/null || echo "?"
 }
 
 # Rounds interleave the configurations, so a drift of the machine spreads over all of them.

@@ -9,30 +9,22 @@
 #                                          build/tsan); set to reuse an existing configured tree
 #   SIMACCEL_CTEST_ARGS                    extra ctest arguments for both suites
 #
-# What runs where, and why (docs/reliability.md):
-#   asan  everything, including the real-server tests: haproxy, nginx and openssl are not
-#         instrumented, so tests/sanitizers/sanitizers.cmake puts wrappers first on the tests'
-#         PATH that preload libasan into them.
-#   tsan  everything except the label `servers` (HAProxy and nginx, also the reload stresses in
-#         tests/fork): their worker threads synchronise with their own uninstrumented atomics and
-#         locks, which TSan cannot see, so it would report races in our callbacks that are
-#         ordered by the server; and with the runtime preloaded they run too slowly for the
-#         budget. Our side of those paths is covered under TSan by tests/engine/test_tls_async,
-#         tests/stress and tests/fork/test_fork (same callbacks, instrumented drivers).
+# What runs where, and why (docs/reliability.md): everything, in both. The runtime options come
+# from tests/sanitizers/options.env, set per test by CMake (tests/sanitizers/sanitizers.cmake):
+# the same as `ctest --preset asan|tsan`, which need nothing from the caller's environment.
+#   asan  haproxy, nginx and openssl are not instrumented: sanitizers.cmake puts wrappers first
+#         on the tests' PATH that preload libasan into them.
+#   tsan  the real-server tests (label `servers`, also the reload stresses in tests/fork) skip
+#         themselves (tests/servers/lib.sh): the servers' worker threads synchronise with their
+#         own uninstrumented atomics and locks, which TSan cannot see, so it would report races
+#         in our callbacks that the server orders. Our side of those paths is covered under TSan
+#         by the TLS, stress and fork GoogleTest suites (same callbacks, instrumented drivers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 
 phases=("$@")
 ((${#phases[@]})) || phases=(asan tsan)
-
-# Runtime options for the instrumented test executables. The script-driven tests set their own
-# (tests/sanitizers/sanitizers.cmake); these cover the GoogleTest executables, whose CTest
-# ENVIRONMENT keeps only its first entry in CMake 3.25.
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_odr_violation=0"
-export LSAN_OPTIONS="suppressions=$src/tests/sanitizers/lsan.supp:print_suppressions=0"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
-export TSAN_OPTIONS="halt_on_error=1:die_after_fork=0:second_deadlock_stack=1:report_signal_unsafe=0"
 
 declare -A took=()
 now() { date +%s; }
@@ -58,7 +50,6 @@ run_phase() {
     cmake --build "$dir" -j2
     t1=$(now)
     local -a args=(--test-dir "$dir" -j2 --output-on-failure --timeout 600 --no-tests=error)
-    [[ $kind == tsan ]] && args+=(-LE servers)
     # shellcheck disable=SC2086
     local rc=0
     ctest "${args[@]}" ${SIMACCEL_CTEST_ARGS:-} || rc=$?

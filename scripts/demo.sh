@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
+source scripts/lib/common.sh
 seconds=2
 [[ ${1:-} == -s ]] && seconds=${2:?}
 
@@ -13,19 +14,11 @@ bash scripts/install-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j2
 build=$src/build/release
-[[ -f $build/engines-3/simaccel.so ]] || { echo "demo: the engine was not built" >&2; exit 1; }
+[[ -f $build/engines-3/simaccel.so ]] || fail "the engine was not built"
 export OPENSSL_ENGINES=$build/engines-3
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/simaccel-demo.XXXXXX")
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]:+${pids[@]}}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]:+${pids[@]}}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+cleanup_on_exit
+new_scratch work demo
 user_opts=${SIMACCEL_OPTS:-}
 
 if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
@@ -54,19 +47,17 @@ echo "(2 cores: offload lets one process use both, so the ratio approaches 'open
 
 # --- 2. one async TLS exchange through the engine ---------------------------------------------
 banner "TLS: openssl s_server -async -engine simaccel <-> openssl s_client on 127.0.0.1"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
-    -days 1 -subj /CN=localhost 2>/dev/null
+make_cert rsa "$work/server"
 mkfifo "$work/server.in" "$work/client.in"
 exec {server_in}<>"$work/server.in" # held open: s_server quits at stdin EOF
 port=
 for _ in 1 2 3 4 5; do
-    port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then port=; continue; fi # taken
+    port=$(free_port)
     SIMACCEL_OPTS="$user_opts stats-file=$work/tls-stats.json" timeout -k 5 60 \
         openssl s_server -async -engine simaccel -naccept 1 -accept "127.0.0.1:$port" \
-        -cert "$work/cert.pem" -key "$work/key.pem" <&"$server_in" >"$work/server.log" 2>&1 &
+        -cert "$work/server.crt" -key "$work/server.key" <&"$server_in" >"$work/server.log" 2>&1 &
     server_pid=$!
-    pids+=("$server_pid")
+    track "$server_pid"
     for ((i = 0; i < 100; i++)); do
         grep -q '^ACCEPT' "$work/server.log" && break 2
         kill -0 "$server_pid" 2>/dev/null || break
@@ -75,13 +66,13 @@ for _ in 1 2 3 4 5; do
     kill "$server_pid" 2>/dev/null || true
     port=
 done
-[[ -n $port ]] || { cat "$work/server.log" >&2; echo "demo: s_server did not start" >&2; exit 1; }
+[[ -n $port ]] || { cat "$work/server.log" >&2; fail "s_server did not start"; }
 echo "s_server pid $server_pid listening on 127.0.0.1:$port"
 
-(exec timeout -k 5 30 openssl s_client -connect "127.0.0.1:$port" -CAfile "$work/cert.pem" \
+(exec timeout -k 5 30 openssl s_client -connect "127.0.0.1:$port" -CAfile "$work/server.crt" \
     -servername localhost {server_in}>&- <"$work/client.in" >"$work/client.log" 2>&1) &
 client_pid=$!
-pids+=("$client_pid")
+track "$client_pid"
 exec {client_in}>"$work/client.in"
 line="hello through simaccel $(date +%s)"
 for ((i = 0; i < 200; i++)); do grep -q 'Cipher is ' "$work/client.log" && break; sleep 0.1; done
@@ -91,14 +82,13 @@ for ((i = 0; i < 100; i++)); do grep -qF "$line" "$work/server.log" && break; sl
 if grep -qF "$line" "$work/server.log"; then
     echo "server received: $line"
 else
-    echo "demo: the server did not receive the line" >&2
-    exit 1
+    fail "the server did not receive the line"
 fi
 exec {client_in}>&- # client EOF -> close_notify; the server (-naccept 1) then exits by itself
 wait "$client_pid" || true
 for ((i = 0; i < 100; i++)); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$server_pid" 2>/dev/null; then
-    echo "demo: s_server still running, stopping pid $server_pid" >&2
+    say "s_server still running, stopping pid $server_pid"
     kill "$server_pid"
 fi
 wait "$server_pid" || true
@@ -109,20 +99,7 @@ banner "device stats of the TLS server (stats-file=...)"
 if [[ -s $work/tls-stats.json ]]; then
     # A summary of the classes the device saw, then the resolved configuration; the file itself
     # also has latency histograms (see docs/config.md, stats-file).
-    python3 - "$work/tls-stats.json" <<'PY' || cat "$work/tls-stats.json"
-import json, sys
-doc = json.load(open(sys.argv[1]))
-print(f"{'op class':<14}{'submitted':>10}{'completed':>10}{'failed':>8}{'busy':>6}"
-      f"{'p50 us':>10}{'p99 us':>10}")
-for name, op in doc.get("ops", {}).items():
-    lat = op.get("latency_us", {})
-    print(f"{name:<14}{op.get('submitted', 0):>10}{op.get('completed', 0):>10}"
-          f"{op.get('failed', 0):>8}{op.get('busy', 0):>6}"
-          f"{lat.get('p50', 0):>10}{lat.get('p99', 0):>10}")
-print(f"workers {doc.get('workers')}, max in flight {doc.get('max_inflight')}")
-cfg = doc.get("config", {})
-print("config: " + " ".join(f"{k}={v}" for k, v in cfg.items() if v not in ("inherit",)))
-PY
+    "$STATS" table "$work/tls-stats.json" || cat "$work/tls-stats.json"
 else
     echo "(no stats file was written)"
 fi

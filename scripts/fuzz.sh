@@ -27,9 +27,10 @@ work=$build/fuzz-work
 mkdir -p "$work/corpus" "$work/artifacts"
 export OPENSSL_ENGINES=$PWD/$build/engines-3 OPENSSL_CONF=/dev/null
 unset SIMACCEL_OPTS
-# Leak checking stays on: the harness restores the device after every input.
-export ASAN_OPTIONS="abort_on_error=1:detect_odr_violation=0"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+# The suite's ASan + UBSan options (tests/sanitizers/options.env). Leak checking stays on: the
+# harness restores the device after every input.
+source scripts/lib/common.sh
+while read -r kv; do export "$kv"; done < <(sanitizer_env address)
 jobs=${SIMACCEL_FUZZ_JOBS:-1}
 par=()
 ((jobs > 1)) && par=(-jobs="$jobs" -workers="$jobs")

@@ -27,13 +27,10 @@ jobs=${JOBS:-2}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/simaccel
 build_dir=${BUILD_DIR:-$src_dir/build/openssl-$line}
 
-say() { printf 'test-openssl: %s\n' "$*" >&2; }
-die() {
-    say "error: $*"
-    exit 1
-}
+SCRIPT_NAME=test-openssl
+source "$src_dir/scripts/lib/common.sh"
 for tool in apt-get apt-cache dpkg-source perl make cmake ctest; do
-    command -v "$tool" >/dev/null || die "$tool is needed"
+    command -v "$tool" >/dev/null || fail "$tool is needed"
 done
 mkdir -p "$cache"
 
@@ -68,11 +65,11 @@ done
 
 if [[ -z $prefix ]]; then
     say "reading the $suite source index ($mirror)"
-    apt-get "${apt_opts[@]}" -qq update || die "apt-get update of the private $suite index failed"
+    apt-get "${apt_opts[@]}" -qq update || fail "apt-get update of the private $suite index failed"
     mapfile -t versions < <(apt-cache "${apt_opts[@]}" showsrc openssl 2>/dev/null |
         sed -n 's/^Version: //p' | grep -E "^([0-9]+:)?${line//./\\.}\.[0-9]" | sort -u |
         sort -r -V)
-    ((${#versions[@]} > 0)) || die "no openssl $line.x source in $suite"
+    ((${#versions[@]} > 0)) || fail "no openssl $line.x source in $suite"
     say "candidates: ${versions[*]}"
 
     # The newest version's files are sometimes not on the mirror yet (404): take the next one.
@@ -90,7 +87,7 @@ if [[ -z $prefix ]]; then
         sed 's/^/    /' "$dl/download.log" >&2
         rm -rf "$dl"
     done
-    [[ -n $ver ]] || die "no openssl $line.x source package could be downloaded"
+    [[ -n $ver ]] || fail "no openssl $line.x source package could be downloaded"
     upstream=${ver#*:}
     upstream=${upstream%-*}
 
@@ -103,7 +100,7 @@ if [[ -z $prefix ]]; then
     # --no-check: the .dsc signature needs the uploaders' keyring; apt has already checked
     # every file's hash against the signed index.
     dpkg-source --no-check -x "$dl"/openssl_*.dsc "$base/src" >"$base/unpack.log" 2>&1 ||
-        die "dpkg-source -x failed: $(tail -n 5 "$base/unpack.log")"
+        fail "dpkg-source -x failed: $(tail -n 5 "$base/unpack.log")"
     start=$SECONDS
     (
         cd "$base/src"
@@ -111,7 +108,7 @@ if [[ -z $prefix ]]; then
             no-docs no-tests
         make -j"$jobs" build_sw
         make install_sw install_ssldirs
-    ) >"$base/build.log" 2>&1 || die "OpenSSL build failed; see $base/build.log"
+    ) >"$base/build.log" 2>&1 || fail "OpenSSL build failed; see $base/build.log"
     touch "$prefix/.complete"
     say "OpenSSL $ver built in $((SECONDS - start)) s"
     rm -rf "$dl" "$base/src"
@@ -130,12 +127,12 @@ cmake -S "$src_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DOPENSSL_ROOT_DIR="$prefix" -DOPENSSL_USE_STATIC_LIBS=OFF \
     -DSIMACCEL_OPENSSL_BIN="$prefix/bin/openssl" -DSIMACCEL_BUILD_BENCH=OFF >/dev/null
 found=$(sed -n 's/^OPENSSL_CRYPTO_LIBRARY:[A-Z]*=//p' "$build_dir/CMakeCache.txt")
-[[ $found == "$prefix"/* ]] || die "CMake found libcrypto at $found, not under $prefix"
+[[ $found == "$prefix"/* ]] || fail "CMake found libcrypto at $found, not under $prefix"
 modulesdir=$(pkg-config --variable=modulesdir libcrypto)
-[[ $modulesdir == "$prefix"/* ]] || die "pkg-config modulesdir is $modulesdir, not under $prefix"
+[[ $modulesdir == "$prefix"/* ]] || fail "pkg-config modulesdir is $modulesdir, not under $prefix"
 if ! cmake --build "$build_dir" -j"$jobs" >"$build_dir/build.log" 2>&1; then
     tail -n 40 "$build_dir/build.log" >&2
-    die "simaccel build failed against OpenSSL $line; see $build_dir/build.log"
+    fail "simaccel build failed against OpenSSL $line; see $build_dir/build.log"
 fi
 say "simaccel built in $((SECONDS - start)) s"
 

@@ -3,15 +3,23 @@
 
   prepare.py speed SPEED_CSV OUTDIR          -> OUTDIR/speed.<alg>.dat, speed.<alg>.ref
   prepare.py cdf OUT_CSV NAME=STATS_JSON...  -> CSV model,class,upper_us,count,cdf
+  prepare.py cdfdat CDF_CSV DAT              -> gnuplot blocks per model; the models on stdout
   prepare.py benchcsv JSON CSV               -> Google Benchmark JSON as CSV
   prepare.py handshakes CSV DAT MODE...      -> per certificate: median, min, max per mode
   prepare.py summary OUTDIR                  -> summary.md on stdout
+  prepare.py cputime FILE CMD...             -> runs CMD; FILE = its CPU seconds (user + system,
+                                                of it and its children); exits with its status
 """
 import csv
 import json
 import os
 import re
+import resource
+import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import stats  # noqa: E402 (tools/stats.py: the one reader of the device's stats files)
 
 ALGS = ["rsa2048", "ecdsap256", "ecdhp256"]
 LATENCY_CLASS = "ecdsa-sign"
@@ -58,9 +66,7 @@ def cmd_speed(speed_csv, outdir):
 
 
 def histogram(stats_path, cls):
-    with open(stats_path) as f:
-        doc = json.load(f)
-    lat = doc.get("ops", {}).get(cls, {}).get("latency_us", {})
+    lat = stats.op_class(stats.load(stats_path), cls).get("latency_us", {})
     return lat, lat.get("histogram_ns", [])
 
 
@@ -75,6 +81,30 @@ def cmd_cdf(out_csv, specs):
             for upper, count in sorted(buckets):
                 acc += count
                 f.write(f"{name},{LATENCY_CLASS},{upper / 1000:.3f},{count},{acc / total:.6f}\n")
+
+
+def cmd_cdfdat(cdf_csv, dat_path):
+    """gnuplot blocks, one per model, separated by two blank lines: upper_us cdf."""
+    with open(cdf_csv) as f:
+        rows = list(csv.DictReader(f))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    with open(dat_path, "w") as f:
+        for i, m in enumerate(models):
+            f.write("\n\n" if i else "")
+            f.write(f"# {m}\n0 0\n")
+            for r in rows:
+                if r["model"] == m:
+                    f.write(f"{r['upper_us']} {r['cdf']}\n")
+    print(" ".join(models))
+
+
+def cmd_cputime(out_path, *cmd):
+    """The client's CPU time in bench/report.sh: it shares the cores with the server."""
+    rc = subprocess.call(cmd)
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(out_path, "w") as f:
+        f.write(f"{u.ru_utime + u.ru_stime:.3f}\n")
+    sys.exit(rc)
 
 
 def cmd_benchcsv(json_path, csv_path):
@@ -292,5 +322,6 @@ def cmd_summary(outdir):
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
     {"speed": lambda: cmd_speed(*args), "cdf": lambda: cmd_cdf(args[0], args[1:]),
-     "benchcsv": lambda: cmd_benchcsv(*args), "handshakes": lambda: cmd_handshakes(*args),
-     "summary": lambda: cmd_summary(*args)}[cmd]()
+     "cdfdat": lambda: cmd_cdfdat(*args), "benchcsv": lambda: cmd_benchcsv(*args),
+     "handshakes": lambda: cmd_handshakes(*args), "summary": lambda: cmd_summary(*args),
+     "cputime": lambda: cmd_cputime(*args)}[cmd]()

@@ -22,5 +22,5 @@ grep -q '^(simaccel)' <<<"$out" || fail "no '(simaccel)' line"
 # EC_KEY_METHOD (not listed by the 3.x app) and deliberately no pkey methods (DESIGN.md §5.10).
 grep -Eq '^ \[(.*, )?RSA(, .*)?\]$' <<<"$out" || fail "capabilities do not list RSA"
 grep -q '\[ available \]' <<<"$out" || fail "engine not '[ available ]'"
-# (EC is exercised through the engine by engine_pkeyutl.sh and engine_tls.sh, with stats.)
+# (EC is exercised through the engine by pkeyutl.sh and tls.sh (argument engine), with stats.)
 say "ok"

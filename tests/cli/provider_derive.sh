@@ -3,7 +3,7 @@
 # secret as stock OpenSSL (default provider only) derives from the other side, and the device's
 # stats show the exchange.
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/provider_lib.sh"
+source "$(dirname "$0")/frontend_lib.sh"
 require_provider
 require_python
 

@@ -2,7 +2,7 @@
 # `openssl list` with conf/simaccel-provider.cnf shows the simaccel provider active next to the
 # default provider, and simaccel's signature, key exchange and RSA decryption algorithms.
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/provider_lib.sh"
+source "$(dirname "$0")/frontend_lib.sh"
 require_provider
 
 out=$(prov list -providers) || fail "openssl list -providers failed"

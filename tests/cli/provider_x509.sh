@@ -4,7 +4,7 @@
 # and stock `openssl verify -check_ss_sig` (default provider only) accepts them and refuses
 # them with a damaged signature.
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/provider_lib.sh"
+source "$(dirname "$0")/frontend_lib.sh"
 require_provider
 require_python
 

@@ -6,36 +6,18 @@
 # SIMACCEL_RELOADS overrides the count.
 source "$(dirname "$0")/../servers/lib.sh"
 require_engine
-require_python
-require_program nginx nginx
-require_program h2load nghttp2-client
+require_server nginx
 
 reloads=${SIMACCEL_RELOADS:-20}
 workers=2
-make_cert ec ec
-mkdir -p "$WORK/nginx/logs"
+make_cert ec "$WORK/ec"
 
 # nginx_conf FILE PORT (nginx_engine_conf: lib.sh); old workers get 10 s to finish at a reload.
 nginx_conf() { nginx_engine_conf "$1" "$workers" "worker_shutdown_timeout 10s;" "$2:ec"; }
 
 export SIMACCEL_OPTS="stats-file=$WORK/stats.%p.json latency=fixed:200us"
-log=$WORK/nginx.log
-conf=$WORK/nginx/nginx.conf
-master=""
-for ((try = 0; try < 5; try++)); do
-    PORT=$(free_port)
-    nginx_conf "$conf" "$PORT"
-    say "+ nginx -p $WORK/nginx/ -e stderr -c $conf"
-    nginx -p "$WORK/nginx/" -e stderr -c "$conf" >"$log" 2>&1 &
-    master=$!
-    PIDS+=("$master")
-    wait_listen "$PORT" 15 "$master" && break
-    kill "$master" 2>/dev/null || true
-    wait "$master" 2>/dev/null || true
-    grep -qi 'address already in use' "$log" || { cat "$log" >&2; fail "nginx did not start"; }
-    master=""
-done
-[[ -n $master ]] || fail "nginx: no port could be bound"
+nginx_up nginx_conf 1
+master=$NGINX_PID log=$NGINX_LOG conf=$NGINX_CONF PORT=${PORTS[0]}
 
 # current_workers: the master's children now, sorted.
 current_workers() { children "$master" | sort -n; }
@@ -66,7 +48,7 @@ say "+ h2load --h1 -n $requests -c 4 (background, across the reloads)"
     exec timeout -k 5 240 h2load --h1 -n "$requests" -c 4 -H 'Connection: close' \
         "https://127.0.0.1:$PORT/") >"$WORK/h2load.log" 2>&1 &
 load=$!
-PIDS+=("$load")
+track "$load"
 
 for ((r = 1; r <= reloads; r++)); do
     mapfile -t before < <(current_workers)
@@ -79,7 +61,7 @@ done
 say "$reloads reloads done; $((${#all_workers[@]})) worker processes so far"
 
 wait "$load" || { cat "$WORK/h2load.log" >&2; fail "h2load failed during the reloads"; }
-summary=$(sed -nE 's/^requests: .* ([0-9]+) succeeded, ([0-9]+) failed, ([0-9]+) errored.*/\1 \2 \3/p' "$WORK/h2load.log")
+summary=$(h2load_counts "$WORK/h2load.log")
 read -r ok failed errored <<<"$summary"
 say "load across the reloads: ${summary:-no summary} (succeeded failed errored)"
 ((ok == requests && failed == 0 && errored == 0)) ||

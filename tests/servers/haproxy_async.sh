@@ -1,29 +1,30 @@
 #!/usr/bin/env bash
-# HAProxy with `ssl-mode-async` and the simaccel engine (loaded through OPENSSL_CONF, as Debian's
-# HAProxy has no `ssl-engine`) serves full TLS handshakes on an RSA-2048 and an EC P-256
-# certificate, with nbthread given as argument; after a graceful stop the device's stats show
-# every private-key operation offloaded and completed.
+# HAProxy with `ssl-mode-async` and simaccel, through the front end given as first argument
+# (engine: the engine loaded through OPENSSL_CONF, as Debian's HAProxy has no `ssl-engine`;
+# provider: OPENSSL_CONF loads the default and simaccel providers with default_properties =
+# ?provider=simaccel), nbthread the second, serves full TLS handshakes on an RSA-2048 and an EC
+# P-256 certificate; after a graceful stop the device's stats show every private-key operation
+# offloaded and completed.
 source "$(dirname "$0")/lib.sh"
-require_engine
-require_python
-require_program haproxy haproxy
-require_program h2load nghttp2-client
+frontend=${1:?usage: haproxy_async.sh engine|provider NBTHREAD}
+nbthread=${2:?usage: haproxy_async.sh engine|provider NBTHREAD}
+case $frontend in
+engine) require_engine ;;
+provider)
+    [[ -f $OPENSSL_MODULES/simaccel.so ]] ||
+        skip "the provider is not built (no $OPENSSL_MODULES/simaccel.so)" ;;
+*) fail "unknown front end '$frontend' (engine or provider)" ;;
+esac
+require_server haproxy
 
-nbthread=${1:-1}
 requests=${SIMACCEL_TEST_REQUESTS:-200}
-make_cert rsa rsa && server_pem rsa
-make_cert ec ec && server_pem ec
+server_certs
 
-haproxy_up async "$nbthread" 1 \
-    "OPENSSL_CONF=$SIMACCEL_SOURCE_DIR/conf/simaccel-engine.cnf" \
+haproxy_up "$frontend" "$nbthread" 1 \
+    "OPENSSL_CONF=$SIMACCEL_SOURCE_DIR/conf/simaccel-$frontend.cnf" \
     "SIMACCEL_OPTS=stats-file=$WORK/stats.%p.json latency=fixed:100us" --
 
-h2load_run "$WORK/rsa.log" "https://127.0.0.1:$RSA_PORT/" "$requests" 10
-h2load_run "$WORK/ec.log" "https://127.0.0.1:$EC_PORT/" "$requests" 10
-# h2load speaks TLS 1.3; TLS 1.2 (ServerKeyExchange signature) through s_client.
-tls12=20
-tls12_handshakes "$RSA_PORT" "$tls12" ECDHE-RSA-AES128-GCM-SHA256
-tls12_handshakes "$EC_PORT" "$tls12" ECDHE-ECDSA-AES128-GCM-SHA256
+handshake_load "$RSA_PORT" "$EC_PORT" "$requests"
 
 stop_gracefully "$HAPROXY_PID" USR1 30
 grep -iE 'alert|error' "$HAPROXY_LOG" >&2 && fail "haproxy logged errors"
@@ -31,7 +32,7 @@ grep -iE 'alert|error' "$HAPROXY_LOG" >&2 && fail "haproxy logged errors"
 stats=$WORK/stats.$HAPROXY_PID.json
 [[ -s $stats ]] || { ls "$WORK" >&2; cat "$HAPROXY_LOG" >&2; fail "no stats file $stats"; }
 cat "$stats" >&2
-# One RSA signature per handshake (a failed or resumed handshake would make fewer).
-check_offload "$stats" rsa-priv "$((requests + tls12))"
-check_offload "$stats" ecdsa-sign "$((requests + tls12))"
-say "ok: nbthread $nbthread, $((2 * (requests + tls12))) handshakes offloaded"
+# One signature per handshake (a failed or resumed handshake would make fewer).
+check_offload "$stats" rsa-priv "$((requests + TLS12))"
+check_offload "$stats" ecdsa-sign "$((requests + TLS12))"
+say "ok: $frontend, nbthread $nbthread, $((2 * (requests + TLS12))) handshakes offloaded"

@@ -1,50 +1,36 @@
-# Helpers for the real-server tests (HAProxy, nginx): built on tests/cli/lib.sh (scratch
-# directory, cleanup of every started process, free ports, certificates, stats reads).
+# shellcheck shell=bash
+# Helpers for the real-server tests (HAProxy, nginx), sourced by tests/servers and tests/fork:
+# built on tests/cli/lib.sh and scripts/lib/common.sh (scratch directory, cleanup of every
+# started process, free ports, certificates, HAProxy configuration, stats reads).
 # A test exits 0 (pass), 1 (fail) or 77 (skip, with the reason on stderr).
 
 source "$(dirname "${BASH_SOURCE[0]}")/../cli/lib.sh"
 
-# The servers run longer than one CLI command: their own bound, in seconds.
-SERVER_TIMEOUT=${SIMACCEL_SERVER_TIMEOUT:-90}
+# The servers' worker threads synchronise with their own uninstrumented atomics and locks, which
+# TSan cannot see: it would report races in our callbacks that the server orders, and with the
+# runtime preloaded the servers run too slowly for the budget. Our side of the same paths runs
+# under TSan in the TLS, stress and fork GoogleTest suites.
+[[ ${SIMACCEL_SANITIZE:-} == thread ]] &&
+    skip "real servers do not run under TSan (their own synchronisation is not instrumented)"
 
 require_program() { # require_program NAME PACKAGE
     command -v "$1" >/dev/null || skip "$1 is not installed (package $2; scripts/install-deps.sh installs it)"
 }
-
-# server_pem NAME: NAME.pem = certificate + key, the form HAProxy's `crt` wants.
-server_pem() {
-    cat "$WORK/$1.crt" "$WORK/$1.key" >"$WORK/$1.pem"
+# require_server haproxy|nginx: the server, the h2load client and python3 (for the stats).
+require_server() {
+    require_python
+    require_program "$1" "$1"
+    require_program h2load nghttp2-client
 }
 
-# ports_free PORT...: succeeds when nothing listens on any of the ports.
-ports_free() {
-    local p
-    for p in "$@"; do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            return 1
-        fi
+# server_certs: an RSA-2048 and an EC P-256 server certificate, $WORK/rsa.{crt,key,pem} and
+# $WORK/ec.{crt,key,pem}.
+server_certs() {
+    local kind
+    for kind in rsa ec; do
+        make_cert "$kind" "$WORK/$kind"
+        make_pem "$WORK/$kind"
     done
-}
-
-# wait_listen PORT SECONDS PID: waits until 127.0.0.1:PORT accepts connections; fails early if
-# PID dies.
-wait_listen() {
-    local port=$1 secs=$2 pid=$3 i
-    for ((i = 0; i < secs * 10; i++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# children PID: the pids of PID's direct children, one per line (none: empty output).
-children() {
-    local f
-    # /proc/PID/task/*/children lists the children of each thread (Linux >= 3.5).
-    for f in /proc/"$1"/task/*/children; do
-        [[ -r $f ]] && tr ' ' '\n' <"$f"
-    done | grep -E '^[0-9]+$' || true
 }
 
 # h2load_run LOG URL N C [EXTRA ARGS...]: N HTTPS/1.1 requests over C concurrent clients, every
@@ -62,7 +48,7 @@ h2load_run() {
         fail "h2load failed on $url"
     fi
     local done_ok
-    done_ok=$(sed -nE 's/^requests: .* ([0-9]+) succeeded, ([0-9]+) failed, ([0-9]+) errored.*/\1 \2 \3/p' "$log")
+    done_ok=$(h2load_counts "$log")
     local -a r=($done_ok)
     if ((${#r[@]} != 3 || r[0] != n || r[1] != 0 || r[2] != 0)); then
         cat "$log" >&2
@@ -72,72 +58,24 @@ h2load_run() {
     say "ok: $n requests, $n new TLS connections on $url"
 }
 
-# check_offload FILE CLASS MIN: the stats file shows CLASS offloaded asynchronously and cleanly:
-# submitted == completed >= MIN, nothing failed or fell back to software, every busy refusal
-# was retried.
+# check_offload FILE CLASS MIN: the stats file shows CLASS offloaded asynchronously and cleanly
+# (tools/stats.py check: submitted == completed >= MIN, nothing failed or fell back to
+# software, no more retries than busy refusals).
 check_offload() {
-    local file=$1 cls=$2 min=$3 sub comp failed busy retried fallback
-    sub=$(stats_value "$file" "$cls" submitted) || fail "stats $file: no $cls"
-    comp=$(stats_value "$file" "$cls" completed)
-    failed=$(stats_value "$file" "$cls" failed)
-    busy=$(stats_value "$file" "$cls" busy)
-    retried=$(stats_value "$file" "$cls" retried)
-    fallback=$(stats_value "$file" "$cls" fallback)
-    say "$(basename "$file") $cls: submitted $sub completed $comp failed $failed busy $busy retried $retried fallback $fallback"
-    ((sub == comp)) || fail "$file: $cls submitted $sub != completed $comp"
-    ((comp >= min)) || fail "$file: $cls completed $comp < $min"
-    ((failed == 0)) || fail "$file: $cls failed $failed"
-    ((fallback == 0)) || fail "$file: $cls fell back to software $fallback times"
-    ((retried <= busy)) || fail "$file: $cls retried $retried > busy $busy"
+    local line
+    line=$("$STATS" check "$@") || fail "offload of $2 in $1"
+    say "$(basename "$1") $line"
 }
 
 # stats_sum CLASS FIELD FILE...: the sum of one counter over several stats files (a class that
 # a process never used counts 0).
 stats_sum() {
-    python3 - "$@" <<'PY'
-import json, sys
-cls, field, *paths = sys.argv[1:]
-total = 0
-for p in paths:
-    with open(p) as f:
-        total += json.load(f).get("ops", {}).get(cls, {}).get(field, 0)
-print(total)
-PY
+    local cls=$1 field=$2
+    shift 2
+    "$STATS" sum "$field" "$@" --class "$cls" || fail "stats: cannot sum $cls.$field"
 }
 
 # HAProxy ---------------------------------------------------------------------------------------
-
-# haproxy_config FILE NBTHREAD ASYNC(0|1) PORT:PEM...: a frontend per PORT:PEM that answers
-# every request itself (no backend), one TLS certificate per port so the test chooses RSA or EC.
-haproxy_config() {
-    local file=$1 nbthread=$2 async=$3
-    shift 3
-    {
-        echo "global"
-        echo "    nbthread $nbthread"
-        echo "    maxconn 2048"
-        ((async)) && echo "    ssl-mode-async"
-        # No session resumption: h2load resumes the session when it reconnects, which would
-        # skip the private-key operation this test counts.
-        echo "    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets"
-        echo "    tune.ssl.cachesize 0"
-        echo "    pidfile $WORK/haproxy.pid"
-        echo "    log stderr format raw local0 notice"
-        echo "defaults"
-        echo "    mode http"
-        echo "    log global"
-        echo "    timeout connect 5s"
-        echo "    timeout client 30s"
-        echo "    timeout server 30s"
-        local spec i=0
-        for spec in "$@"; do
-            echo "frontend fe$i"
-            echo "    bind 127.0.0.1:${spec%%:*} ssl crt ${spec#*:}"
-            echo "    http-request return status 200 content-type text/plain string ok"
-            i=$((i + 1))
-        done
-    } >"$file"
-}
 
 # haproxy_start NAME CONF ENV... -- ARGS...: starts haproxy in the foreground (-db) with the
 # given environment; sets HAPROXY_PID (haproxy itself, not a wrapper, so that it gets the
@@ -152,7 +90,7 @@ haproxy_start() {
     say "+ ${envs[*]} haproxy -db -f $conf $*"
     env "${envs[@]}" haproxy -db -f "$conf" "$@" >"$HAPROXY_LOG" 2>&1 &
     HAPROXY_PID=$!
-    PIDS+=("$HAPROXY_PID")
+    track "$HAPROXY_PID"
 }
 
 # stop_gracefully PID SIGNAL SECONDS: sends SIGNAL (HAProxy: USR1, nginx: QUIT, both a graceful
@@ -173,7 +111,7 @@ haproxy_up() {
         RSA_PORT=$(free_port)
         EC_PORT=$(free_port)
         ((RSA_PORT != EC_PORT)) || continue
-        haproxy_config "$WORK/$name.cfg" "$nbthread" "$async" \
+        haproxy_config "$WORK/$name.cfg" "$nbthread" "$async" 2048 "" \
             "$RSA_PORT:$WORK/rsa.pem" "$EC_PORT:$WORK/ec.pem"
         haproxy_start "$name" "$WORK/$name.cfg" "$@"
         if wait_listen "$RSA_PORT" 15 "$HAPROXY_PID" && wait_listen "$EC_PORT" 15 "$HAPROXY_PID"; then
@@ -189,6 +127,16 @@ haproxy_up() {
         say "a port was taken, retrying"
     done
     fail "haproxy $name: no ports could be bound"
+}
+
+# handshake_load RSA_PORT EC_PORT REQUESTS: REQUESTS new TLS connections (h2load, TLS 1.3) and
+# TLS12 more (s_client, TLS 1.2: the ServerKeyExchange signature) on each port.
+TLS12=20
+handshake_load() {
+    h2load_run "$WORK/rsa.log" "https://127.0.0.1:$1/" "$3" 10
+    h2load_run "$WORK/ec.log" "https://127.0.0.1:$2/" "$3" 10
+    tls12_handshakes "$1" "$TLS12" ECDHE-RSA-AES128-GCM-SHA256
+    tls12_handshakes "$2" "$TLS12" ECDHE-ECDSA-AES128-GCM-SHA256
 }
 
 # tls12_handshakes PORT N CIPHER: N separate `openssl s_client -tls1_2` handshakes (no session
@@ -250,4 +198,38 @@ CONF
         done
         echo "}"
     } >"$file"
+}
+
+# nginx_up CONF_FN N: starts nginx (master and workers, in the foreground) on N free ports with
+# the configuration `CONF_FN FILE PORT...` writes into $WORK/nginx/nginx.conf; retries with
+# other ports when one was taken meanwhile. Sets NGINX_PID (the master), NGINX_LOG, NGINX_CONF
+# and PORTS (the N ports).
+nginx_up() {
+    local conf_fn=$1 n=$2 try i p
+    NGINX_LOG=$WORK/nginx.log
+    NGINX_CONF=$WORK/nginx/nginx.conf
+    mkdir -p "$WORK/nginx/logs"
+    for ((try = 0; try < 5; try++)); do
+        PORTS=()
+        for ((i = 0; i < n; i++)); do
+            p=$(free_port)
+            [[ " ${PORTS[*]} " == *" $p "* ]] && continue 2
+            PORTS+=("$p")
+        done
+        "$conf_fn" "$NGINX_CONF" "${PORTS[@]}"
+        say "+ nginx -p $WORK/nginx/ -e stderr -c $NGINX_CONF"
+        nginx -p "$WORK/nginx/" -e stderr -c "$NGINX_CONF" >"$NGINX_LOG" 2>&1 &
+        NGINX_PID=$!
+        track "$NGINX_PID"
+        local up=1
+        for p in "${PORTS[@]}"; do
+            wait_listen "$p" 15 "$NGINX_PID" || { up=0; break; }
+        done
+        ((up)) && return 0
+        kill "$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
+        grep -qi 'address already in use' "$NGINX_LOG" || { cat "$NGINX_LOG" >&2; fail "nginx did not start"; }
+        say "a port was taken, retrying"
+    done
+    fail "nginx: no ports could be bound"
 }

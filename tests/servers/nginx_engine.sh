@@ -5,40 +5,17 @@
 # stats file accounts for its share of the private-key operations.
 source "$(dirname "$0")/lib.sh"
 require_engine
-require_python
-require_program nginx nginx
-require_program h2load nghttp2-client
+require_server nginx
 
 requests=${SIMACCEL_TEST_REQUESTS:-200}
 workers=2
-make_cert rsa rsa
-make_cert ec ec
-mkdir -p "$WORK/nginx/logs"
+make_cert rsa "$WORK/rsa"
+make_cert ec "$WORK/ec"
 
 # nginx_conf FILE RSA_PORT EC_PORT: one server per certificate (nginx_engine_conf: lib.sh).
 nginx_conf() { nginx_engine_conf "$1" "$workers" "" "$2:rsa" "$3:ec"; }
-
-log=$WORK/nginx.log
-for ((try = 0; try < 5; try++)); do
-    RSA_PORT=$(free_port)
-    EC_PORT=$(free_port)
-    ((RSA_PORT != EC_PORT)) || continue
-    nginx_conf "$WORK/nginx/nginx.conf" "$RSA_PORT" "$EC_PORT"
-    say "+ nginx -p $WORK/nginx/ -e stderr -c $WORK/nginx/nginx.conf"
-    SIMACCEL_OPTS="stats-file=$WORK/stats.%p.json" \
-        nginx -p "$WORK/nginx/" -e stderr -c "$WORK/nginx/nginx.conf" >"$log" 2>&1 &
-    master=$!
-    PIDS+=("$master")
-    if wait_listen "$RSA_PORT" 15 "$master" && wait_listen "$EC_PORT" 15 "$master"; then
-        break
-    fi
-    kill "$master" 2>/dev/null || true
-    wait "$master" 2>/dev/null || true
-    grep -qi 'address already in use' "$log" || { cat "$log" >&2; fail "nginx did not start"; }
-    say "a port was taken, retrying"
-    master=""
-done
-[[ -n $master ]] || fail "nginx: no ports could be bound"
+SIMACCEL_OPTS="stats-file=$WORK/stats.%p.json" nginx_up nginx_conf 2
+master=$NGINX_PID log=$NGINX_LOG RSA_PORT=${PORTS[0]} EC_PORT=${PORTS[1]}
 for ((i = 0; i < 100; i++)); do
     mapfile -t worker_pids < <(children "$master")
     ((${#worker_pids[@]} == workers)) && break
@@ -47,11 +24,7 @@ done
 ((${#worker_pids[@]} == workers)) || fail "nginx master $master has ${#worker_pids[@]} workers, expected $workers"
 say "nginx master $master, workers ${worker_pids[*]}, RSA :$RSA_PORT, EC :$EC_PORT"
 
-h2load_run "$WORK/rsa.log" "https://127.0.0.1:$RSA_PORT/" "$requests" 10
-h2load_run "$WORK/ec.log" "https://127.0.0.1:$EC_PORT/" "$requests" 10
-tls12=20
-tls12_handshakes "$RSA_PORT" "$tls12" ECDHE-RSA-AES128-GCM-SHA256
-tls12_handshakes "$EC_PORT" "$tls12" ECDHE-ECDSA-AES128-GCM-SHA256
+handshake_load "$RSA_PORT" "$EC_PORT" "$requests"
 
 stop_gracefully "$master" QUIT 30
 grep -E '\[(alert|crit|emerg|error)\]' "$log" >&2 && fail "nginx logged errors"
@@ -70,6 +43,6 @@ for w in "${worker_pids[@]}"; do
 done
 for cls in rsa-priv ecdsa-sign; do
     n=$(stats_sum "$cls" completed "${files[@]}")
-    ((n >= requests + tls12)) || fail "workers completed $n $cls operations, expected >= $((requests + tls12))"
+    ((n >= requests + TLS12)) || fail "workers completed $n $cls operations, expected >= $((requests + TLS12))"
     say "ok: $cls completed by the workers: $n"
 done

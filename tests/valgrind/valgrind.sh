@@ -8,7 +8,7 @@
 # memcheck reports nothing in OpenSSL 3.0 or libc on these paths.
 SIMACCEL_TEST_TIMEOUT=${SIMACCEL_TEST_TIMEOUT:-90}
 source "$SIMACCEL_SOURCE_DIR/tests/cli/lib.sh"
-source "$SIMACCEL_SOURCE_DIR/tests/cli/provider_lib.sh"
+source "$SIMACCEL_SOURCE_DIR/tests/cli/frontend_lib.sh"
 
 [[ -z ${SIMACCEL_SANITIZE:-} ]] ||
     skip "sanitizer build (SIMACCEL_SANITIZE=$SIMACCEL_SANITIZE): valgrind cannot run sanitized code"

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# `openssl s_server -async` through the front end given as first argument completes a TLS
+# handshake with a stock s_client on 127.0.0.1, data flows both ways, and the device's stats show
+# the server's private-key operations. The second argument is the certificate's key:
+#   engine    rsa|ec (`-engine simaccel`)
+#   provider  ed25519|ec (conf/simaccel-provider.cnf), TLS 1.3 with X25519, which the device
+#             computes too
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/frontend_lib.sh"
+usage="usage: tls.sh engine rsa|ec, or tls.sh provider ed25519|ec"
+use_frontend "${1:?$usage}"
+kind=${2:?$usage}
+require_python
+
+case $FRONTEND:$kind in
+engine:rsa) cls=rsa-priv ;;
+*:ec) cls=ecdsa-sign ;;
+provider:ed25519) cls=ed25519 ;;
+*) fail "$usage" ;;
+esac
+# The provider's key exchange is offloaded as well: X25519 it is.
+tls=()
+[[ $FRONTEND == provider ]] && tls=(-tls1_3 -groups X25519)
+make_cert "$kind" "$WORK/server"
+
+# -naccept 1: the server exits by itself after the client leaves, so the device's stats are
+# written at exit (a killed server writes none).
+OPENSSL_CONF=$FE_CONF SIMACCEL_OPTS="stats-file=$WORK/stats.json" \
+    start_server tls -async "${FE_ARGS[@]}" -naccept 1 "${tls[@]}" \
+    -cert "$WORK/server.crt" -key "$WORK/server.key"
+
+# The client is stock OpenSSL; its stdin is a FIFO whose only writer is this script: closing it
+# is the client's EOF.
+CLIENT_LOG=$WORK/client.log
+mkfifo "$WORK/client.in"
+(unset OPENSSL_ENGINES OPENSSL_MODULES SIMACCEL_OPTS; exec timeout -k 5 "$TIMEOUT" "$OPENSSL" \
+    s_client -connect "127.0.0.1:$SERVER_PORT" -servername localhost -CAfile "$WORK/server.crt" \
+    "${tls[@]}" {SERVER_IN}>&- <"$WORK/client.in" >"$CLIENT_LOG" 2>&1) &
+CLIENT_PID=$!
+track "$CLIENT_PID"
+exec {CLIENT_IN}>"$WORK/client.in"
+
+dump_logs() {
+    say "--- server log"; cat "$SERVER_LOG" >&2 || true
+    say "--- client log"; cat "$CLIENT_LOG" >&2 || true
+}
+wait_for "$CLIENT_LOG" 'Cipher is ' 20 "$CLIENT_PID" || { dump_logs; fail "no handshake"; }
+grep -q 'Verify return code: 0 (ok)' "$CLIENT_LOG" || { dump_logs; fail "certificate not verified"; }
+if [[ $FRONTEND == provider ]]; then
+    grep -Eq 'TLSv1\.3' "$CLIENT_LOG" || { dump_logs; fail "not TLS 1.3"; }
+    # 3.0 prints "Server Temp Key", 3.5 "Peer Temp Key" (and "Negotiated TLS1.3 group").
+    grep -Eq '(Server|Peer) Temp Key: X25519|Negotiated TLS1.3 group: X25519' "$CLIENT_LOG" ||
+        { dump_logs; fail "X25519 was not the key exchange"; }
+fi
+
+ping="ping-from-client-$RANDOM$RANDOM"
+pong="pong-from-server-$RANDOM$RANDOM"
+echo "$ping" >&"$CLIENT_IN"
+wait_for "$SERVER_LOG" "^$ping\$" 10 "$SERVER_PID" || { dump_logs; fail "server did not receive the client's line"; }
+echo "$pong" >&"$SERVER_IN"
+wait_for "$CLIENT_LOG" "^$pong\$" 10 "$CLIENT_PID" || { dump_logs; fail "client did not receive the server's line"; }
+
+# EOF on the client's stdin: it sends close_notify and exits; the server (-naccept 1) follows.
+exec {CLIENT_IN}>&-
+wait_pid "$CLIENT_PID" 20 || { dump_logs; fail "s_client exited with an error"; }
+wait_pid "$SERVER_PID" 20 || { dump_logs; fail "s_server exited with an error"; }
+exec {SERVER_IN}>&-
+grep -Eq '^[0-9A-F]+:error:' "$SERVER_LOG" && { dump_logs; fail "s_server logged errors"; }
+
+cat "$WORK/stats.json" >&2 || true
+expect_completed "$WORK/stats.json" "$cls"
+[[ $FRONTEND == provider ]] && expect_completed "$WORK/stats.json" x25519
+say "ok: $FRONTEND, $(grep -m1 'Cipher is ' "$CLIENT_LOG")"
