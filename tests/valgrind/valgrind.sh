@@ -75,7 +75,7 @@ expect_clean "provider pkeyutl"
 
 # 3. Async TLS: s_server -async -engine under valgrind, three handshakes by stock s_client; the
 # server exits by itself after the third (-naccept 3) and writes its stats.
-make_cert rsa server
+make_cert rsa "$WORK/server"
 SIMACCEL_OPTS="stats-file=$WORK/tls.json" start_server tls -async -engine simaccel -naccept 3 \
     -cert "$WORK/server.crt" -key "$WORK/server.key"
 for i in 1 2 3; do
