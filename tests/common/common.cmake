@@ -8,7 +8,9 @@ if(NOT TARGET simaccel_test_common)
     ${CMAKE_CURRENT_LIST_DIR}/json.cc
     ${CMAKE_CURRENT_LIST_DIR}/keys.cc
     ${CMAKE_CURRENT_LIST_DIR}/test_main.cc)
-  target_include_directories(simaccel_test_common PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+  # bridge/include for simaccel/ossl_ptr.h alone (header-only): the tests link no simaccel code.
+  target_include_directories(simaccel_test_common PUBLIC ${CMAKE_CURRENT_LIST_DIR}
+    ${PROJECT_SOURCE_DIR}/bridge/include)
   # The software reference uses the legacy RSA/EC_KEY methods and the engine frontend the ENGINE
   # API, both deprecated in OpenSSL 3 but exactly what these tests must exercise.
   target_compile_definitions(simaccel_test_common PUBLIC OPENSSL_SUPPRESS_DEPRECATED)

@@ -124,7 +124,7 @@ std::string Mixed::setup_error_;
 // An RSA key whose private-key operations run through the engine's RSA_METHOD.
 RsaPtr engine_rsa_key(ENGINE *e) {
     RsaPtr rsa(RSA_new_method(e));
-    BnPtr f4(BN_new());
+    BignumPtr f4(BN_new());
     if (!rsa || !f4 || BN_set_word(f4.get(), RSA_F4) != 1 ||
         RSA_generate_key_ex(rsa.get(), 2048, f4.get(), nullptr) != 1)
         return nullptr;
