@@ -6,6 +6,8 @@
 #include <memory>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -294,6 +296,33 @@ class Runner {
 RunReport run_tasks(Mode mode, std::span<Task *const> tasks, std::chrono::milliseconds timeout) {
     RunReport rep;
     Runner(mode, tasks, &rep).run(timeout);
+    return rep;
+}
+
+namespace {
+class FnTask final : public Task {
+  public:
+    FnTask(const std::function<bool(std::size_t)> &body, std::size_t i) : body_(body), i_(i) {}
+    bool run() noexcept override { return body_(i_); }
+
+  private:
+    const std::function<bool(std::size_t)> &body_;
+    std::size_t i_;
+};
+} // namespace
+
+RunReport run_in_jobs(std::size_t n, const std::function<bool(std::size_t)> &body, Mode mode,
+                      std::chrono::milliseconds timeout) {
+    std::vector<FnTask> tasks;
+    tasks.reserve(n);
+    std::vector<Task *> ptrs;
+    for (std::size_t i = 0; i < n; ++i)
+        ptrs.push_back(&tasks.emplace_back(body, i));
+    RunReport rep = run_tasks(mode, ptrs, timeout);
+    for (const std::string &v : rep.violations)
+        ADD_FAILURE() << v;
+    EXPECT_EQ(rep.succeeded, n) << "jobs whose body failed, " << mode_name(mode) << " mode: "
+                                << drain_errors();
     return rep;
 }
 

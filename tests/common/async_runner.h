@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -41,5 +42,11 @@ struct RunReport {
 // at once, one ASYNC_WAIT_CTX each, on the calling thread.
 RunReport run_tasks(Mode mode, std::span<Task *const> tasks,
                     std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+// `body(i)` for i in [0, n) as n tasks (see Task::run for what a body may do): run_tasks, plus a
+// gtest failure (not fatal) for every contract breach and every body that returned false.
+RunReport run_in_jobs(std::size_t n, const std::function<bool(std::size_t)> &body,
+                      Mode mode = Mode::kFd,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 } // namespace simaccel::test

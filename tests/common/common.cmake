@@ -1,5 +1,7 @@
 # Shared helpers of the OpenSSL-level tests (engine and provider): the Frontend abstraction, the
-# ASYNC job driver, key and certificate helpers, the software reference and the tests' main().
+# ASYNC job driver, key and certificate helpers, the software reference, the stats reader, the
+# engine-level job pool of the model, stress and fork tests (model_util) and /proc readings
+# (proc_usage.h).
 # Included by each test folder that needs it; defines the library once.
 if(NOT TARGET simaccel_test_common)
   add_library(simaccel_test_common STATIC
@@ -7,7 +9,8 @@ if(NOT TARGET simaccel_test_common)
     ${CMAKE_CURRENT_LIST_DIR}/frontend.cc
     ${CMAKE_CURRENT_LIST_DIR}/json.cc
     ${CMAKE_CURRENT_LIST_DIR}/keys.cc
-    ${CMAKE_CURRENT_LIST_DIR}/test_main.cc)
+    ${CMAKE_CURRENT_LIST_DIR}/model_util.cc
+    ${CMAKE_CURRENT_LIST_DIR}/stats.cc)
   # bridge/include for simaccel/ossl_ptr.h alone (header-only): the tests link no simaccel code.
   target_include_directories(simaccel_test_common PUBLIC ${CMAKE_CURRENT_LIST_DIR}
     ${PROJECT_SOURCE_DIR}/bridge/include)
@@ -16,4 +19,8 @@ if(NOT TARGET simaccel_test_common)
   target_compile_definitions(simaccel_test_common PUBLIC OPENSSL_SUPPRESS_DEPRECATED)
   target_link_libraries(simaccel_test_common PUBLIC GTest::gtest OpenSSL::SSL OpenSSL::Crypto
     Threads::Threads PRIVATE simaccel_warnings)
+  # The tests' main(): gtest plus the process's frontend (frontend.h). Tests with a main() of
+  # their own, or gtest's, link simaccel_test_common alone.
+  add_library(simaccel_test_main STATIC ${CMAKE_CURRENT_LIST_DIR}/test_main.cc)
+  target_link_libraries(simaccel_test_main PUBLIC simaccel_test_common PRIVATE simaccel_warnings)
 endif()

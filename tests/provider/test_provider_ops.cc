@@ -125,12 +125,12 @@ TEST_P(SignatureTest, SignsInConcurrentAsyncJobs) {
     constexpr int kJobs = 6;
     std::vector<Bytes> sigs(kJobs);
     const auto before = submitted(c.op_class);
-    const int pauses = run_in_jobs(kJobs, [&](int i) {
+    const std::size_t pauses = run_in_jobs(kJobs, [&](std::size_t i) {
         return sign_msg(ctx_.get(), kOurs, key.get(), c.md, c.padding, message(i), sigs[i]);
-    });
+    }).pauses;
     // Jobs pause while the device works. Not necessarily every one: on a loaded machine the
     // submitting thread can be descheduled for longer than the device takes.
-    EXPECT_GT(pauses, 0);
+    EXPECT_GT(pauses, 0u);
     EXPECT_EQ(submitted(c.op_class), before + kJobs) << stats();
     for (int i = 0; i < kJobs; ++i)
         check(c, pub.get(), message(i), sigs[i]);
@@ -225,7 +225,7 @@ TEST_F(ProviderTest, RsaOaepDecryptsWhatStockOpenSSLEncrypted) {
     };
     const auto before = submitted("rsa-priv");
     ASSERT_TRUE(decrypt(0)) << drain_errors();
-    EXPECT_GT(run_in_jobs(kJobs - 1, [&](int i) { return decrypt(i + 1); }), 0);
+    EXPECT_GT(run_in_jobs(kJobs - 1, [&](std::size_t i) { return decrypt(i + 1); }).pauses, 0u);
     EXPECT_EQ(submitted("rsa-priv"), before + kJobs);
     for (int i = 0; i < kJobs; ++i)
         EXPECT_EQ(pts[i], message(i)) << "ciphertext " << i;
@@ -269,11 +269,12 @@ TEST_P(KeyExchangeTest, SharedSecretEqualsStockOpenSSL) {
     constexpr int kJobs = 4;
     std::vector<Bytes> secrets(kJobs);
     EXPECT_GE(run_in_jobs(kJobs,
-                          [&](int i) {
+                          [&](std::size_t i) {
                               return derive(ctx_.get(), kOurs, ours.get(), theirs_pub.get(),
                                             secrets[i]);
-                          }),
-              1);
+                          })
+                  .pauses,
+              1u);
     for (const Bytes &s : secrets)
         EXPECT_EQ(s, expected);
     EXPECT_EQ(submitted(op_class), before + 1 + kJobs) << stats();

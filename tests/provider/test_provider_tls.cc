@@ -2,6 +2,7 @@
 // with `?provider=simaccel` and runs in SSL_MODE_ASYNC with an ECDSA P-256 certificate and the
 // X25519 group; the client uses the default provider alone.
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,11 +10,6 @@
 
 namespace simaccel::test {
 namespace {
-
-using SslCtxPtr = std::unique_ptr<SSL_CTX, Free<SSL_CTX_free>>;
-using SslPtr = std::unique_ptr<SSL, Free<SSL_free>>;
-using X509Ptr = std::unique_ptr<X509, Free<X509_free>>;
-
 class Fd {
   public:
     explicit Fd(int fd = -1) noexcept : fd_(fd) {}
@@ -219,7 +215,7 @@ TEST_F(TlsTest, FreeingTheConnectionMidRequestIsSafe) {
     // Let the device finish the abandoned requests.
     for (int i = 0;
          i < 100 &&
-         stat_of(stats(), "x25519", "completed") + stat_of(stats(), "ecdsa-sign", "completed") < 4;
+         counters("x25519").completed + counters("ecdsa-sign").completed < 4;
          ++i)
         usleep(10'000);
 }

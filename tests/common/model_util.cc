@@ -50,15 +50,9 @@ bool engine_reset_stats() {
 }
 
 std::optional<Json> engine_stats_with_histograms() {
-    ENGINE *e = engine();
-    char *text = nullptr;
-    if (!e || !ENGINE_ctrl_cmd(e, "GET_STATS", 1, &text, nullptr, 0) || text == nullptr) {
-        OPENSSL_free(text);
-        return std::nullopt;
-    }
-    auto doc = Json::parse(text);
-    OPENSSL_free(text);
-    return doc;
+    std::string err;
+    auto text = engine_stats_text(engine(), true, &err);
+    return text ? Json::parse(*text) : std::nullopt;
 }
 
 // --- histograms ----------------------------------------------------------------------------
