@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <ostream>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,6 +16,8 @@ namespace simaccel::test {
 
 enum class Mode { kSync, kFd, kCallback };
 const char *mode_name(Mode m) noexcept;
+// How gtest prints a Mode parameter.
+inline void PrintTo(Mode m, std::ostream *os) { *os << mode_name(m); }
 
 class Task {
   public:

@@ -24,3 +24,7 @@ if(NOT TARGET simaccel_test_common)
   add_library(simaccel_test_main STATIC ${CMAKE_CURRENT_LIST_DIR}/test_main.cc)
   target_link_libraries(simaccel_test_main PUBLIC simaccel_test_common PRIVATE simaccel_warnings)
 endif()
+# Every gtest_discover_tests call passes NO_PRETTY_VALUES: a parameterised test's CTest name is its
+# name generator's (QueueDepth1_Rsa2048_Fd), not that plus gtest's dump of the parameter bytes
+# (which held pointers, so the names changed from build to build). PrintTo functions next to the
+# parameter types make gtest's own output readable.

@@ -75,6 +75,7 @@ struct SigCase {
     int padding;
     const char *op_class; // where the stats must count it
 };
+void PrintTo(const SigCase &c, std::ostream *os) { *os << c.name; }
 
 class SignatureTest : public ProviderTest, public ::testing::WithParamInterface<SigCase> {
   protected:
