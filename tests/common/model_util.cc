@@ -1,6 +1,8 @@
 // The model tests' job pool, ctrl wrappers, histogram reader and signer (see model_util.h).
 #include "model_util.h"
 
+#include "async_runner.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -210,37 +212,31 @@ bool Signer::check(const Bytes &sig) const {
 
 namespace {
 
-struct Job {
+struct Job final : SteppedJob {
     std::size_t index = 0;
-    const JobBody *body = nullptr;
+    const JobBody *fn = nullptr;
     WaitCtxPtr ctx;
-    ASYNC_JOB *job = nullptr;
     bool started = false;
     bool done = false;
     OSSL_ASYNC_FD fd = -1;
-};
 
-int job_main(void *arg) {
-    Job *j = *static_cast<Job **>(arg);
-    (*j->body)(j->index);
-    return 1;
-}
+    int body() noexcept override {
+        (*fn)(index);
+        return 1;
+    }
+};
 
 // Starts or resumes one job; returns false when it could not (pool exhausted: retry later).
 [[nodiscard]] bool step(Job &j, PoolReport &rep) {
-    int ret = 0;
-    Job *self = &j;
-    switch (ASYNC_start_job(&j.job, j.ctx.get(), &ret, job_main, &self, sizeof self)) {
+    switch (j.step()) {
     case ASYNC_FINISH:
         j.done = true;
-        j.job = nullptr;
         ++rep.finished;
         return true;
     case ASYNC_NO_JOBS:
         return false;
     case ASYNC_ERR:
         j.done = true; // counted as not finished
-        j.job = nullptr;
         ERR_clear_error();
         return true;
     case ASYNC_PAUSE:
@@ -266,8 +262,9 @@ PoolReport run_jobs(std::size_t jobs, const JobBody &body, const PoolOptions &op
     for (std::size_t i = 0; i < jobs; ++i) {
         auto j = std::make_unique<Job>();
         j->index = i;
-        j->body = &body;
+        j->fn = &body;
         j->ctx.reset(ASYNC_WAIT_CTX_new());
+        j->wctx = j->ctx.get();
         if (!j->ctx)
             return rep;
         pool.push_back(std::move(j));

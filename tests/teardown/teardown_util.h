@@ -18,6 +18,7 @@
 #include <openssl/async.h>
 #include <openssl/evp.h>
 
+#include "async_runner.h"
 #include "ossl_ptr.h"
 
 namespace simaccel::test::teardown {
@@ -44,57 +45,23 @@ inline std::vector<EVP_PKEY_CTX *> &abandoned_contexts() {
     return *v;
 }
 
-// One EVP_PKEY_sign of a SHA-256-sized digest inside an ASYNC job.
-struct SignJob {
+// One EVP_PKEY_sign of a SHA-256-sized digest inside an ASYNC job, driven by hand.
+struct SignJob final : SteppedJob {
     EVP_PKEY_CTX *pctx = nullptr; // owned by the caller, outlives the job
     unsigned char tbs[32] = {};
     unsigned char sig[128] = {};
     size_t siglen = 0;
     bool ok = false;
-    ASYNC_JOB *job = nullptr;
-    ASYNC_WAIT_CTX *wctx = nullptr;
 
-    static int main(void *arg) {
-        SignJob *self = *static_cast<SignJob **>(arg);
-        self->siglen = sizeof self->sig;
-        self->ok = EVP_PKEY_sign(self->pctx, self->sig, &self->siglen, self->tbs, sizeof self->tbs) == 1;
+    int body() noexcept override {
+        siglen = sizeof sig;
+        ok = EVP_PKEY_sign(pctx, sig, &siglen, tbs, sizeof tbs) == 1;
         return 1;
-    }
-    // ASYNC_PAUSE, ASYNC_FINISH, ...
-    int step() {
-        int ret = 0;
-        SignJob *self = this;
-        const int r = ASYNC_start_job(&job, wctx, &ret, &SignJob::main, &self, sizeof self);
-        if (r == ASYNC_FINISH)
-            job = nullptr;
-        return r;
-    }
-    // The wait fd the job published (or -1).
-    OSSL_ASYNC_FD fd() const {
-        size_t n = 0;
-        OSSL_ASYNC_FD f = -1;
-        if (!ASYNC_WAIT_CTX_get_all_fds(wctx, nullptr, &n) || n != 1 ||
-            !ASYNC_WAIT_CTX_get_all_fds(wctx, &f, &n))
-            return -1;
-        return f;
-    }
-    // Resumes until the job finishes (each resume after its fd is readable or 5 ms).
-    bool finish(std::chrono::milliseconds timeout) {
-        const auto until = Clock::now() + timeout;
-        while (job != nullptr && Clock::now() < until) {
-            pollfd p{fd(), POLLIN, 0};
-            if (p.fd >= 0)
-                (void)::poll(&p, 1, 5);
-            if (step() != ASYNC_PAUSE && job != nullptr)
-                return false;
-        }
-        return job == nullptr;
     }
     // Gives the paused job and the context its frame uses to the abandoned lists.
     void abandon(EvpPkeyCtxPtr ctx) {
-        abandoned_jobs().push_back(job);
+        abandoned_jobs().push_back(release());
         abandoned_contexts().push_back(ctx.release());
-        job = nullptr;
     }
 };
 
