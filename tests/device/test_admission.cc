@@ -9,12 +9,10 @@
 
 #include "device_test_util.h"
 
-using namespace simaccel;
 using namespace std::chrono_literals;
-using test::base_config;
-using test::configure;
-using test::TestRequest;
-using test::expect_each_completes_once;
+
+namespace simaccel::test {
+namespace {
 
 TEST(Device, BusyExactlyAtQueueDepth) {
     Device dev;
@@ -99,3 +97,6 @@ TEST(Device, SignalsTheEventfdAfterPublishingTheStatus) {
     ASSERT_TRUE(r.wait());
     close(fd);
 }
+
+} // namespace
+} // namespace simaccel::test

@@ -5,11 +5,10 @@
 
 #include "device_test_util.h"
 
-using namespace simaccel;
 using namespace std::chrono_literals;
-using test::base_config;
-using test::configure;
-using test::TestRequest;
+
+namespace simaccel::test {
+namespace {
 
 TEST(Device, FaultErrorFailsWithoutRunningTheWork) {
     Device dev;
@@ -69,3 +68,6 @@ TEST(Device, ResetFailsInFlightAndRefusesDuringDowntime) {
     ASSERT_TRUE(after.wait());
     EXPECT_EQ(after.status.load(), Status::kOk);
 }
+
+} // namespace
+} // namespace simaccel::test

@@ -8,11 +8,10 @@
 
 #include "device_test_util.h"
 
-using namespace simaccel;
 using namespace std::chrono_literals;
-using test::base_config;
-using test::configure;
-using test::TestRequest;
+
+namespace simaccel::test {
+namespace {
 
 TEST(Device, ShutdownCompletesOrFailsEveryRequest) {
     Device dev;
@@ -73,3 +72,6 @@ TEST(Device, ForkedChildCanSubmit) {
     EXPECT_EQ(parent_req.status.load(), Status::kOk);
     dev.shutdown();
 }
+
+} // namespace
+} // namespace simaccel::test

@@ -7,12 +7,10 @@
 
 #include "device_test_util.h"
 
-using namespace simaccel;
 using namespace std::chrono_literals;
-using test::base_config;
-using test::configure;
-using test::TestRequest;
-using test::expect_each_completes_once;
+
+namespace simaccel::test {
+namespace {
 
 TEST(Device, ExternalPollModeHoldsCompletionsUntilPoll) {
     Device dev;
@@ -116,3 +114,6 @@ TEST(Device, BatchKeepsTheLatencyFloor) {
     EXPECT_GE(took, 2'000'000u);
     EXPECT_LT(took, 100'000'000u);
 }
+
+} // namespace
+} // namespace simaccel::test

@@ -7,11 +7,10 @@
 
 #include "device_test_util.h"
 
-using namespace simaccel;
 using namespace std::chrono_literals;
-using test::base_config;
-using test::configure;
-using test::TestRequest;
+
+namespace simaccel::test {
+namespace {
 
 TEST(Device, FixedLatencyIsAFloor) {
     Device dev;
@@ -63,3 +62,6 @@ TEST(Device, CapacityLimitsRequestsInService) {
     // 10 requests, 2 at a time, 10 ms each: at least 5 rounds.
     EXPECT_GE(last - t0, 50'000'000u);
 }
+
+} // namespace
+} // namespace simaccel::test

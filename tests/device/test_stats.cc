@@ -4,9 +4,8 @@
 #include "device_test_util.h"
 #include "simaccel/stats.h"
 
-using namespace simaccel;
-using test::configure;
-using test::TestRequest;
+namespace simaccel::test {
+namespace {
 
 TEST(Histogram, BucketUpperBoundsContainTheValue) {
     for (std::uint64_t v : {0ull, 1ull, 15ull, 16ull, 17ull, 1000ull, 123456ull, 999999999ull,
@@ -51,3 +50,6 @@ TEST(Device, StatsJsonHasTheDesignFields) {
                           "\"workers\":1", "\"config\":{", "\"queue-depth\""})
         EXPECT_NE(j.find(k), std::string::npos) << k << " missing in " << j;
 }
+
+} // namespace
+} // namespace simaccel::test

@@ -10,6 +10,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -137,5 +141,72 @@ inline std::string fd_target(int fd) {
     const ssize_t n = readlink(path, buf, sizeof buf - 1);
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
+
+// The wait-ctx teardown of both front ends: signs paused in the device whose wait ctxs are freed,
+// each with a callback whose argument (a CallbackWitness) is freed at the same time, as a server
+// does when a connection dies mid-request.
+class FreedWaitCtxs {
+  public:
+    FreedWaitCtxs() = default;
+    FreedWaitCtxs(const FreedWaitCtxs &) = delete;
+    FreedWaitCtxs &operator=(const FreedWaitCtxs &) = delete;
+
+    // Starts `n` signs on contexts from `make_ctx`; each must pause (fatal failures: call under
+    // ASSERT_NO_FATAL_FAILURE).
+    void start(int n, const std::function<EvpPkeyCtxPtr()> &make_ctx) {
+        for (int i = 0; i < n; ++i) {
+            pctxs_.push_back(make_ctx());
+            ASSERT_TRUE(pctxs_.back()) << drain_errors();
+            auto j = std::make_unique<SignJob>();
+            j->pctx = pctxs_.back().get();
+            j->wctx = ASYNC_WAIT_CTX_new();
+            witnesses_.push_back(new CallbackWitness);
+            ASSERT_TRUE(ASYNC_WAIT_CTX_set_callback(j->wctx, witness_callback, witnesses_.back()));
+            ASSERT_EQ(j->step(), ASYNC_PAUSE) << "the sign did not pause: " << drain_errors();
+            wait_fds_.insert(j->fd());
+            jobs_.push_back(std::move(j));
+        }
+    }
+    // Frees every wait ctx and witness, abandons the paused jobs, then opens sentinels on the
+    // lowest free descriptors. Returns when the wait ctxs were freed.
+    Clock::time_point free_all() {
+        const auto t = Clock::now();
+        for (std::size_t i = 0; i < jobs_.size(); ++i) {
+            ASYNC_WAIT_CTX_free(jobs_[i]->wctx);
+            jobs_[i]->wctx = nullptr;
+            jobs_[i]->abandon(std::move(pctxs_[i]));
+        }
+        g_witness_freed.store(true, std::memory_order_release);
+        for (CallbackWitness *w : witnesses_)
+            delete w;
+        witnesses_.clear();
+        sentinels_.emplace(static_cast<int>(jobs_.size()));
+        return t;
+    }
+    // Once the requests have left the device: no callback reached a freed witness, no sentinel
+    // was written to, and each freed ctx's eventfd is closed (the operation lets go of it at
+    // completion; an abandoned job must not keep it) or its number went to a sentinel.
+    void check() const {
+        EXPECT_EQ(g_late_callbacks.load(), 0u) << "callback called for a freed wait ctx";
+        ASSERT_TRUE(sentinels_) << "free_all() first";
+        EXPECT_TRUE(sentinels_->untouched());
+        for (int fd : wait_fds_) {
+            std::string what = fd_target(fd);
+            for (int i = 0; i < 200 && !sentinels_->holds(fd) && !what.empty(); ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                what = fd_target(fd);
+            }
+            EXPECT_TRUE(sentinels_->holds(fd) || what.empty())
+                << "wait fd " << fd << " left open after its ctx was freed: '" << what << "'";
+        }
+    }
+
+  private:
+    std::vector<std::unique_ptr<SignJob>> jobs_;
+    std::vector<EvpPkeyCtxPtr> pctxs_;
+    std::vector<CallbackWitness *> witnesses_;
+    std::set<int> wait_fds_;
+    std::optional<Sentinels> sentinels_;
+};
 
 } // namespace simaccel::test::teardown
