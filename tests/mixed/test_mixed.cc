@@ -126,25 +126,12 @@ RsaPtr engine_rsa_key(ENGINE *e) {
 
 // The public half of `rsa` as a key of the reference context (default provider only).
 EvpPkeyPtr ref_public(OSSL_LIB_CTX *ref, RSA *rsa) {
-    unsigned char *der = nullptr;
-    const int len = i2d_RSA_PUBKEY(rsa, &der);
-    if (len <= 0)
+    EvpPkeyPtr pkey(EVP_PKEY_new());
+    if (!pkey || EVP_PKEY_set1_RSA(pkey.get(), rsa) != 1)
         return nullptr;
-    const unsigned char *p = der;
-    EvpPkeyPtr key(d2i_PUBKEY_ex(nullptr, &p, len, ref, nullptr));
-    OPENSSL_free(der);
-    return key;
+    return recode_key(pkey.get(), ref);
 }
-EvpPkeyPtr ref_public(OSSL_LIB_CTX *ref, EVP_PKEY *pkey) {
-    unsigned char *der = nullptr;
-    const int len = i2d_PUBKEY(pkey, &der);
-    if (len <= 0)
-        return nullptr;
-    const unsigned char *p = der;
-    EvpPkeyPtr key(d2i_PUBKEY_ex(nullptr, &p, len, ref, nullptr));
-    OPENSSL_free(der);
-    return key;
-}
+EvpPkeyPtr ref_public(OSSL_LIB_CTX *ref, EVP_PKEY *pkey) { return recode_key(pkey, ref); }
 
 // A key made by the provider's key manager in `libctx`.
 EvpPkeyPtr provider_key(OSSL_LIB_CTX *libctx, const char *alg, const char *curve) {

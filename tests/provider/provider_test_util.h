@@ -55,20 +55,9 @@ class ProviderTest : public ::testing::Test {
     OpCounters counters(std::string_view cls) const { return provider_stats(ours_).op(cls); }
     std::uint64_t submitted(std::string_view cls) const { return counters(cls).submitted; }
 
-    // `key` re-decoded in the reference context: public part only, or the whole key.
-    EvpPkeyPtr to_ref_public(EVP_PKEY *key) const { return recode(key, ref_.get(), false); }
-    EvpPkeyPtr to_ours_public(EVP_PKEY *key) const { return recode(key, ctx_.get(), false); }
-    static EvpPkeyPtr recode(EVP_PKEY *key, OSSL_LIB_CTX *into, bool priv) {
-        unsigned char *der = nullptr;
-        const int len = priv ? i2d_PrivateKey(key, &der) : i2d_PUBKEY(key, &der);
-        if (len <= 0)
-            return nullptr;
-        const unsigned char *p = der;
-        EVP_PKEY *out = priv ? d2i_AutoPrivateKey_ex(nullptr, &p, len, into, nullptr)
-                             : d2i_PUBKEY_ex(nullptr, &p, len, into, nullptr);
-        OPENSSL_free(der);
-        return EvpPkeyPtr(out);
-    }
+    // `key`'s public half re-decoded in the reference context, or in ours.
+    EvpPkeyPtr to_ref_public(EVP_PKEY *key) const { return recode_key(key, ref_.get()); }
+    EvpPkeyPtr to_ours_public(EVP_PKEY *key) const { return recode_key(key, ctx_.get()); }
 
     LibCtxPtr ctx_, ref_;
     OSSL_PROVIDER *deflt_ = nullptr, *ours_ = nullptr, *ref_deflt_ = nullptr;

@@ -312,7 +312,7 @@ TEST_F(ProviderTest, StatsParameterReportsTheDeviceAndItsConfig) {
 TEST_F(ProviderTest, ForeignKeysAreExportedToUs) {
     EvpPkeyPtr key(EVP_PKEY_Q_keygen(ref_.get(), nullptr, "EC", "P-256"));
     ASSERT_TRUE(key);
-    EvpPkeyPtr mine = recode(key.get(), ctx_.get(), true);
+    EvpPkeyPtr mine = recode_key(key.get(), ctx_.get(), true);
     ASSERT_TRUE(mine) << drain_errors();
     Bytes sig;
     std::string served_by;

@@ -25,37 +25,6 @@ class Fd {
     int fd_;
 };
 
-X509Ptr self_signed(OSSL_LIB_CTX *ctx, EVP_PKEY *key) {
-    X509Ptr x(X509_new_ex(ctx, nullptr));
-    if (!x)
-        return nullptr;
-    X509_NAME *name = X509_get_subject_name(x.get());
-    const auto *cn = reinterpret_cast<const unsigned char *>("localhost");
-    if (X509_set_version(x.get(), X509_VERSION_3) != 1 ||
-        ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 1) != 1 ||
-        X509_gmtime_adj(X509_getm_notBefore(x.get()), -60) == nullptr ||
-        X509_gmtime_adj(X509_getm_notAfter(x.get()), 3600) == nullptr ||
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, cn, -1, -1, 0) != 1 ||
-        X509_set_issuer_name(x.get(), name) != 1 || X509_set_pubkey(x.get(), key) != 1 ||
-        X509_sign(x.get(), key, EVP_sha256()) <= 0)
-        return nullptr;
-    return x;
-}
-
-// The same certificate decoded in another library context.
-X509Ptr recode_cert(X509 *x, OSSL_LIB_CTX *into) {
-    unsigned char *der = nullptr;
-    const int len = i2d_X509(x, &der);
-    if (len <= 0)
-        return nullptr;
-    X509Ptr out(X509_new_ex(into, nullptr));
-    X509 *raw = out.get();
-    const unsigned char *p = der;
-    const bool ok = d2i_X509(&raw, &p, len) != nullptr;
-    OPENSSL_free(der);
-    return ok ? std::move(out) : nullptr;
-}
-
 class TlsTest : public ProviderTest {
   protected:
     void SetUp() override {
@@ -64,7 +33,7 @@ class TlsTest : public ProviderTest {
             return;
         key_.reset(EVP_PKEY_Q_keygen(ctx_.get(), kOurs, "EC", "P-256"));
         ASSERT_TRUE(key_) << drain_errors();
-        cert_ = self_signed(ctx_.get(), key_.get());
+        cert_ = make_self_signed(ctx_.get(), nullptr, key_.get(), "localhost");
         ASSERT_TRUE(cert_) << drain_errors();
 
         server_ctx_.reset(SSL_CTX_new_ex(ctx_.get(), "?provider=simaccel", TLS_server_method()));
