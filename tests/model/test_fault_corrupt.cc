@@ -9,8 +9,6 @@
 namespace simaccel::test::model {
 namespace {
 
-constexpr int kReasonVerifyFailed = 105;
-
 struct Outcome {
     std::size_t ok = 0, failed = 0, bad_sig = 0, verify_reason = 0;
     std::string example;
@@ -27,7 +25,7 @@ Outcome sign_many(const Signer &s, std::size_t jobs, std::size_t per_job) {
                 continue;
             }
             ++o.failed;
-            o.verify_reason += has_simaccel_reason(r.errors, kReasonVerifyFailed);
+            o.verify_reason += has_simaccel_reason(r.errors, Reason::kVerifyFailed);
             if (o.example.empty())
                 o.example = to_string(r.errors);
         }
@@ -109,7 +107,7 @@ TEST_F(FaultCorrupt, RsaResultsAreCheckedToo) {
     ASSERT_TRUE(cfg_->set("verify", "yes"));
     EXPECT_FALSE(sign(&sig)) << "verify=yes returned a corrupted RSA signature";
     const auto errors = take_errors();
-    EXPECT_TRUE(has_simaccel_reason(errors, kReasonVerifyFailed)) << to_string(errors);
+    EXPECT_TRUE(has_simaccel_reason(errors, Reason::kVerifyFailed)) << to_string(errors);
     ASSERT_TRUE(cfg_->set("verify", "no"));
     ASSERT_TRUE(sign(&sig)) << "the device reports success for corrupted results: "
                             << drain_errors();
