@@ -24,7 +24,32 @@ if(NOT TARGET simaccel_test_common)
   add_library(simaccel_test_main STATIC ${CMAKE_CURRENT_LIST_DIR}/test_main.cc)
   target_link_libraries(simaccel_test_main PUBLIC simaccel_test_common PRIVATE simaccel_warnings)
 endif()
-# Every gtest_discover_tests call passes NO_PRETTY_VALUES: a parameterised test's CTest name is its
-# name generator's (QueueDepth1_Rsa2048_Fd), not that plus gtest's dump of the parameter bytes
-# (which held pointers, so the names changed from build to build). PrintTo functions next to the
-# parameter types make gtest's own output readable.
+
+# simaccel_discover_tests(TARGET PREFIX <prefix> LABEL <label> [TIMEOUT <s>] [RUN_SERIAL]
+#                         [EXTRA_ARGS <arg>...]): the CTest tests of a GoogleTest executable, named
+# <prefix><Suite>.<Test>; a parameterised test's name ends in its name generator's part alone
+# (NO_PRETTY_VALUES: gtest's dump of the parameter bytes held pointers, so the names changed from
+# build to build; PrintTo functions next to the parameter types make gtest's own output read).
+# GTEST_SKIP shows as skipped. One label: gtest_discover_tests (CMake 3.25) keeps only the first
+# entry of a list-valued property.
+function(simaccel_discover_tests target)
+  cmake_parse_arguments(PARSE_ARGV 1 T "RUN_SERIAL" "PREFIX;LABEL;TIMEOUT" "EXTRA_ARGS")
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
+  set(serial)
+  if(T_RUN_SERIAL)
+    set(serial RUN_SERIAL TRUE)
+  endif()
+  set(extra)
+  if(T_EXTRA_ARGS)
+    set(extra EXTRA_ARGS ${T_EXTRA_ARGS})
+  endif()
+  gtest_discover_tests(${target}
+    TEST_PREFIX "${T_PREFIX}"
+    NO_PRETTY_VALUES
+    ${extra}
+    DISCOVERY_TIMEOUT 30
+    PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABEL}" ${serial}
+      SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+endfunction()
