@@ -80,7 +80,7 @@ struct Slot final : SteppedJob {
     std::atomic<unsigned> cb_all{0};
     std::atomic<unsigned> cb_eagain{0};
     std::atomic<unsigned> cb_ok{0};
-    std::atomic<int> in_callback{0};     // acq_rel: the callback is done with this slot at 0
+    std::atomic<int> in_callback{0}; // acq_rel: the callback is done with this slot at 0
 
     int body() noexcept override { return task->run() ? 1 : 0; }
 };
@@ -350,8 +350,8 @@ RunReport run_in_jobs(std::size_t n, const std::function<bool(std::size_t)> &bod
     RunReport rep = run_tasks(mode, ptrs, timeout);
     for (const std::string &v : rep.violations)
         ADD_FAILURE() << v;
-    EXPECT_EQ(rep.succeeded, n) << "jobs whose body failed, " << mode_name(mode) << " mode: "
-                                << drain_errors();
+    EXPECT_EQ(rep.succeeded, n) << "jobs whose body failed, " << mode_name(mode)
+                                << " mode: " << drain_errors();
     return rep;
 }
 

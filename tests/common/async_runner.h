@@ -53,7 +53,9 @@ class SteppedJob {
 enum class Mode { kSync, kFd, kCallback };
 const char *mode_name(Mode m) noexcept;
 // How gtest prints a Mode parameter.
-inline void PrintTo(Mode m, std::ostream *os) { *os << mode_name(m); }
+inline void PrintTo(Mode m, std::ostream *os) {
+    *os << mode_name(m);
+}
 
 class Task {
   public:

@@ -149,7 +149,8 @@ bool has_simaccel_reason(const std::vector<ErrorEntry> &errs, Reason reason) {
     // The engine registers its own library, named "simaccel engine routines": matching the
     // name (not just the number) proves the strings are loaded and the reason is ours.
     return std::any_of(errs.begin(), errs.end(), [reason](const ErrorEntry &e) {
-        return e.reason == static_cast<int>(reason) && e.lib_name.find("simaccel") != std::string::npos;
+        return e.reason == static_cast<int>(reason) &&
+               e.lib_name.find("simaccel") != std::string::npos;
     });
 }
 

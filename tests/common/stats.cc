@@ -47,7 +47,8 @@ OpCounters StatsSnapshot::op(std::string_view op_class) const {
     if (!doc_)
         return c;
     // The class object is the one carrying the counters, wherever the document nests it.
-    const Json *o = doc_->find(op_class, [](const Json &j) { return j.get("submitted") != nullptr; });
+    const Json *o =
+        doc_->find(op_class, [](const Json &j) { return j.get("submitted") != nullptr; });
     if (o == nullptr)
         return c;
     auto field = [o](std::string_view k) -> std::uint64_t {

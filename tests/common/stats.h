@@ -42,7 +42,6 @@ class StatsSnapshot {
     std::optional<Json> doc_;
 };
 
-
 // `text` parsed; adds a gtest failure (not fatal) and returns an invalid snapshot when it is not
 // JSON.
 StatsSnapshot parse_stats(const std::string &text);

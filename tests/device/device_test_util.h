@@ -6,9 +6,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <vector>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -84,7 +84,8 @@ inline void expect_each_completes_once(Device &dev, int threads, int per_thread)
         t.join();
     for (auto &r : reqs)
         ASSERT_TRUE(r->wait());
-    std::this_thread::sleep_for(std::chrono::milliseconds(10)); // a duplicate completion would land by now
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(10)); // a duplicate completion would land by now
     for (auto &r : reqs)
         ASSERT_EQ(r->completions.load(), 1);
     EXPECT_EQ(dev.inflight(), 0u);

@@ -78,7 +78,9 @@ std::string case_name(const Case &c) {
 }
 
 // How gtest prints a Case parameter: as in the test's name.
-void PrintTo(const Case &c, std::ostream *os) { *os << case_name(c); }
+void PrintTo(const Case &c, std::ostream *os) {
+    *os << case_name(c);
+}
 
 const char *ec_digest(const char *group) {
     std::string_view g(group);

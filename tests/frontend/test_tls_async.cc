@@ -44,8 +44,12 @@ std::string variant_name(const Variant &v) {
     n += std::string("_") + (v.group[2] == '2' ? "P256" : "P384");
     return n;
 }
-void PrintTo(const Variant &v, std::ostream *os) { *os << variant_name(v); }
-void PrintTo(Wake w, std::ostream *os) { *os << (w == Wake::kCallback ? "callback" : "fd"); }
+void PrintTo(const Variant &v, std::ostream *os) {
+    *os << variant_name(v);
+}
+void PrintTo(Wake w, std::ostream *os) {
+    *os << (w == Wake::kCallback ? "callback" : "fd");
+}
 
 constexpr std::size_t kConnections = 32;
 constexpr std::size_t kMessage = 64;

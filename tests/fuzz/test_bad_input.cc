@@ -51,9 +51,8 @@ std::string lower(std::string_view s) {
     }
     if (found)
         return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << "no error names key " << ctrl << " and value '" << value << "'; queue: "
-           << (seen.empty() ? "empty" : seen);
+    return ::testing::AssertionFailure() << "no error names key " << ctrl << " and value '" << value
+                                         << "'; queue: " << (seen.empty() ? "empty" : seen);
 }
 
 struct Case {
@@ -64,7 +63,8 @@ struct Case {
 std::string ctrl_of(std::string_view key) {
     std::string c;
     for (char ch : key)
-        c.push_back(ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+        c.push_back(ch == '-' ? '_'
+                              : static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
     return c;
 }
 
@@ -216,7 +216,9 @@ struct Bad {
     const char *key; // as in the stats config
 };
 
-void PrintTo(const Bad &b, std::ostream *os) { *os << b.ctrl << "=" << b.value; }
+void PrintTo(const Bad &b, std::ostream *os) {
+    *os << b.ctrl << "=" << b.value;
+}
 
 class BadValue : public BadInput, public ::testing::WithParamInterface<Bad> {};
 
@@ -231,7 +233,8 @@ TEST_P(BadValue, RefusedNamedAndHarmless) {
     const char *data = nullptr;
     int flags = 0;
     ERR_peek_last_error_data(&data, &flags);
-    EXPECT_TRUE(data != nullptr && (flags & ERR_TXT_STRING) && std::string(data).find(b.value) != std::string::npos)
+    EXPECT_TRUE(data != nullptr && (flags & ERR_TXT_STRING) &&
+                std::string(data).find(b.value) != std::string::npos)
         << "last error data: " << (data ? data : "(none)");
     EXPECT_TRUE(error_names(b.ctrl, b.value));
 
@@ -275,7 +278,8 @@ TEST_F(BadInput, EngineCtrlStringRefusesNamesAndChangesNothing) {
         const std::string err = take_error_text();
         EXPECT_NE(err.find("'" + std::string(c.key) + "'"), std::string::npos)
             << "error does not name the key: " << err.substr(0, 300);
-        EXPECT_TRUE(names_value(err, c.value)) << "error does not name the value: " << err.substr(0, 300);
+        EXPECT_TRUE(names_value(err, c.value))
+            << "error does not name the value: " << err.substr(0, 300);
         EXPECT_EQ(config_text(), before) << "the device configuration changed";
         ++n;
     }

@@ -131,7 +131,9 @@ EvpPkeyPtr ref_public(OSSL_LIB_CTX *ref, RSA *rsa) {
         return nullptr;
     return recode_key(pkey.get(), ref);
 }
-EvpPkeyPtr ref_public(OSSL_LIB_CTX *ref, EVP_PKEY *pkey) { return recode_key(pkey, ref); }
+EvpPkeyPtr ref_public(OSSL_LIB_CTX *ref, EVP_PKEY *pkey) {
+    return recode_key(pkey, ref);
+}
 
 // A key made by the provider's key manager in `libctx`.
 EvpPkeyPtr provider_key(OSSL_LIB_CTX *libctx, const char *alg, const char *curve) {

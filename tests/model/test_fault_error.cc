@@ -77,7 +77,8 @@ TEST(FaultErrorText, LibraryAndReasonStrings) {
     ASSERT_FALSE(r.ok);
     bool found = false;
     for (const auto &e : r.errors)
-        if (e.reason == static_cast<int>(Reason::kDeviceError) && e.lib_name == "simaccel engine routines") {
+        if (e.reason == static_cast<int>(Reason::kDeviceError) &&
+            e.lib_name == "simaccel engine routines") {
             found = true;
             EXPECT_NE(e.text.find("device error"), std::string::npos) << e.text;
         }

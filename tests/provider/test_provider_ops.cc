@@ -75,7 +75,9 @@ struct SigCase {
     int padding;
     const char *op_class; // where the stats must count it
 };
-void PrintTo(const SigCase &c, std::ostream *os) { *os << c.name; }
+void PrintTo(const SigCase &c, std::ostream *os) {
+    *os << c.name;
+}
 
 class SignatureTest : public ProviderTest, public ::testing::WithParamInterface<SigCase> {
   protected:
@@ -126,9 +128,10 @@ TEST_P(SignatureTest, SignsInConcurrentAsyncJobs) {
     constexpr int kJobs = 6;
     std::vector<Bytes> sigs(kJobs);
     const auto before = submitted(c.op_class);
-    const std::size_t pauses = run_in_jobs(kJobs, [&](std::size_t i) {
-        return sign_msg(ctx_.get(), kOurs, key.get(), c.md, c.padding, message(i), sigs[i]);
-    }).pauses;
+    const std::size_t pauses =
+        run_in_jobs(kJobs, [&](std::size_t i) {
+            return sign_msg(ctx_.get(), kOurs, key.get(), c.md, c.padding, message(i), sigs[i]);
+        }).pauses;
     // Jobs pause while the device works. Not necessarily every one: on a loaded machine the
     // submitting thread can be descheduled for longer than the device takes.
     EXPECT_GT(pauses, 0u);

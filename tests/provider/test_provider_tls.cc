@@ -182,9 +182,7 @@ TEST_F(TlsTest, FreeingTheConnectionMidRequestIsSafe) {
         server.reset(); // the paused job and its wait ctx go; the request may still be in flight
     }
     // Let the device finish the abandoned requests.
-    for (int i = 0;
-         i < 100 &&
-         counters("x25519").completed + counters("ecdsa-sign").completed < 4;
+    for (int i = 0; i < 100 && counters("x25519").completed + counters("ecdsa-sign").completed < 4;
          ++i)
         usleep(10'000);
 }
