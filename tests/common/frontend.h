@@ -83,6 +83,7 @@ class ProviderFrontend final : public Frontend {
     bool can_set_config() const noexcept override { return false; }
     // DESIGN.md §5.11: the provider wraps the expensive (private-key) entries only.
     bool offloads(std::string_view op_class) const noexcept override;
+    OSSL_PROVIDER *provider() const noexcept { return simaccel_; }
 
   private:
     ProviderFrontend() = default;

@@ -1,6 +1,6 @@
-// The provider tests' fixture: a library context with the default and simaccel providers next
-// to a reference one with the default provider only, and the device statistics read through the
-// provider parameter. Owners, the stats reader and the ASYNC job driver are tests/common's.
+// The provider tests' fixture: tests/common's provider frontend (default and simaccel in a fresh
+// library context, one per test) next to a reference context with the default provider only,
+// which checks every result. The tests ask for simaccel by name (kOurs), not by preference.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "async_runner.h"
+#include "frontend.h"
 #include "keys.h"
 #include "ossl_ptr.h"
 #include "stats.h"
@@ -30,37 +31,38 @@ class ProviderTest : public ::testing::Test {
         // one pauses its job: the tests can count on it. Applied once, when the provider
         // first starts the device; an explicit SIMACCEL_OPTS wins.
         setenv("SIMACCEL_OPTS", "latency=fixed:300us", 0);
-        ctx_.reset(OSSL_LIB_CTX_new());
+        std::string why;
+        f_ = ProviderFrontend::create(&why);
+        ASSERT_TRUE(f_) << why;
+        ctx_ = f_->libctx();
+        ours_ = f_->provider();
         ref_.reset(OSSL_LIB_CTX_new());
-        ASSERT_TRUE(ctx_ && ref_);
-        deflt_ = OSSL_PROVIDER_load(ctx_.get(), "default");
-        ours_ = OSSL_PROVIDER_load(ctx_.get(), "simaccel");
+        ASSERT_TRUE(ref_);
         ref_deflt_ = OSSL_PROVIDER_load(ref_.get(), "default");
-        ASSERT_NE(deflt_, nullptr) << drain_errors();
-        ASSERT_NE(ours_, nullptr) << "is OPENSSL_MODULES set to <build>/ossl-modules?\n"
-                                  << drain_errors();
         ASSERT_NE(ref_deflt_, nullptr) << drain_errors();
     }
     void TearDown() override {
-        OSSL_PROVIDER_unload(ours_);
-        OSSL_PROVIDER_unload(deflt_);
+        f_.reset();
         OSSL_PROVIDER_unload(ref_deflt_);
     }
 
     // The stats text, for failure messages.
     std::string stats() const {
         std::string err;
-        return provider_stats_text(ours_, &err).value_or(err);
+        return f_->stats_text(&err).value_or(err);
     }
-    OpCounters counters(std::string_view cls) const { return provider_stats(ours_).op(cls); }
+    OpCounters counters(std::string_view cls) const { return f_->stats().op(cls); }
     std::uint64_t submitted(std::string_view cls) const { return counters(cls).submitted; }
 
     // `key`'s public half re-decoded in the reference context, or in ours.
     EvpPkeyPtr to_ref_public(EVP_PKEY *key) const { return recode_key(key, ref_.get()); }
-    EvpPkeyPtr to_ours_public(EVP_PKEY *key) const { return recode_key(key, ctx_.get()); }
+    EvpPkeyPtr to_ours_public(EVP_PKEY *key) const { return recode_key(key, ctx_); }
 
-    LibCtxPtr ctx_, ref_;
-    OSSL_PROVIDER *deflt_ = nullptr, *ours_ = nullptr, *ref_deflt_ = nullptr;
+    std::unique_ptr<ProviderFrontend> f_; // default + simaccel in a fresh library context
+    OSSL_LIB_CTX *ctx_ = nullptr;         // f_'s
+    OSSL_PROVIDER *ours_ = nullptr;       // f_'s simaccel
+    LibCtxPtr ref_;                       // the default provider alone
+    OSSL_PROVIDER *ref_deflt_ = nullptr;
 };
 
 } // namespace simaccel::test

@@ -31,12 +31,12 @@ class TlsTest : public ProviderTest {
         ProviderTest::SetUp();
         if (HasFatalFailure())
             return;
-        key_.reset(EVP_PKEY_Q_keygen(ctx_.get(), kOurs, "EC", "P-256"));
+        key_.reset(EVP_PKEY_Q_keygen(ctx_, kOurs, "EC", "P-256"));
         ASSERT_TRUE(key_) << drain_errors();
-        cert_ = make_self_signed(ctx_.get(), nullptr, key_.get(), "localhost");
+        cert_ = make_self_signed(ctx_, nullptr, key_.get(), "localhost");
         ASSERT_TRUE(cert_) << drain_errors();
 
-        server_ctx_.reset(SSL_CTX_new_ex(ctx_.get(), "?provider=simaccel", TLS_server_method()));
+        server_ctx_.reset(SSL_CTX_new_ex(ctx_, "?provider=simaccel", TLS_server_method()));
         ASSERT_TRUE(server_ctx_) << drain_errors();
         SSL_CTX *s = server_ctx_.get();
         ASSERT_EQ(SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION), 1);
