@@ -16,19 +16,10 @@
 #include <utility>
 
 #include "simaccel/bridge.h"
+#include "simaccel/ossl_ptr.h"
 #include "simaccel/reasons.h"
 
 namespace simaccel::engine {
-
-// One-line deleters for OpenSSL objects, as BoringSSL's bssl::UniquePtr.
-template <auto Fn> struct Free {
-    template <class T> void operator()(T *p) const noexcept { Fn(p); }
-};
-using RsaPtr = std::unique_ptr<RSA, Free<RSA_free>>;
-using EcKeyPtr = std::unique_ptr<EC_KEY, Free<EC_KEY_free>>;
-using EcPointPtr = std::unique_ptr<EC_POINT, Free<EC_POINT_free>>;
-using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Free<ECDSA_SIG_free>>;
-using BignumPtr = std::unique_ptr<BIGNUM, Free<BN_clear_free>>;
 
 // An operation reference: the bridge's operations are reference counted, the front end drops its
 // reference with unref() (the device may still hold one for a moment after completion).

@@ -6,6 +6,8 @@
 #include <memory>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -23,15 +25,50 @@ const char *mode_name(Mode m) noexcept {
     return "?";
 }
 
+int SteppedJob::main(void *arg) {
+    SteppedJob *self = *static_cast<SteppedJob **>(arg);
+    return self->body();
+}
+
+int SteppedJob::step() noexcept {
+    SteppedJob *self = this;
+    const int rc = ASYNC_start_job(&job_, wctx, &ret_, &SteppedJob::main, &self, sizeof self);
+    if (rc != ASYNC_PAUSE)
+        job_ = nullptr;
+    return rc;
+}
+
+OSSL_ASYNC_FD SteppedJob::fd() const noexcept {
+    size_t n = 0;
+    OSSL_ASYNC_FD f = -1;
+    if (!ASYNC_WAIT_CTX_get_all_fds(wctx, nullptr, &n) || n != 1 ||
+        !ASYNC_WAIT_CTX_get_all_fds(wctx, &f, &n))
+        return -1;
+    return f;
+}
+
+bool SteppedJob::finish(std::chrono::milliseconds timeout) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (job_ != nullptr && std::chrono::steady_clock::now() < until) {
+        pollfd p{fd(), POLLIN, 0};
+        if (p.fd >= 0)
+            (void)::poll(&p, 1, 5);
+        else
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        if (const int rc = step(); rc != ASYNC_PAUSE && rc != ASYNC_FINISH)
+            return false;
+    }
+    return job_ == nullptr;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Slot {
+struct Slot final : SteppedJob {
     Task *task = nullptr;
     std::size_t index = 0;
     WaitCtxPtr ctx;
-    ASYNC_JOB *job = nullptr;
     enum class State { kNew, kPaused, kDone } state = State::kNew;
     bool ok = false;
     OSSL_ASYNC_FD fd = -1;
@@ -43,13 +80,10 @@ struct Slot {
     std::atomic<unsigned> cb_all{0};
     std::atomic<unsigned> cb_eagain{0};
     std::atomic<unsigned> cb_ok{0};
-    std::atomic<int> in_callback{0};     // acq_rel: the callback is done with this slot at 0
-};
+    std::atomic<int> in_callback{0}; // acq_rel: the callback is done with this slot at 0
 
-int job_main(void *arg) {
-    Task *t = *static_cast<Task **>(arg);
-    return t->run() ? 1 : 0;
-}
+    int body() noexcept override { return task->run() ? 1 : 0; }
+};
 
 // ASYNC_callback_fn. Runs on a device thread (or, for EAGAIN, on the job's own thread).
 int on_callback(void *arg) {
@@ -102,6 +136,7 @@ class Runner {
         }
         for (auto &s : slots_) {
             s->ctx.reset(ASYNC_WAIT_CTX_new());
+            s->wctx = s->ctx.get();
             if (!s->ctx) {
                 rep_->violations.push_back("ASYNC_WAIT_CTX_new failed");
                 return;
@@ -158,13 +193,10 @@ class Runner {
 
     // Starts or resumes the slot's job and records what the pause looks like from outside.
     void step(Slot &s) {
-        int ret = 0;
-        Task *t = s.task;
-        switch (ASYNC_start_job(&s.job, s.ctx.get(), &ret, job_main, &t, sizeof t)) {
+        switch (s.step()) {
         case ASYNC_FINISH:
             s.state = Slot::State::kDone;
-            s.ok = ret == 1;
-            s.job = nullptr;
+            s.ok = s.ret() == 1;
             return;
         case ASYNC_NO_JOBS:
             s.state = Slot::State::kNew; // pool exhausted: try again on the next round
@@ -172,7 +204,6 @@ class Runner {
         case ASYNC_ERR:
             violation(s, "ASYNC_start_job returned ASYNC_ERR: " + drain_errors());
             s.state = Slot::State::kDone;
-            s.job = nullptr;
             return;
         case ASYNC_PAUSE:
             break;
@@ -294,6 +325,33 @@ class Runner {
 RunReport run_tasks(Mode mode, std::span<Task *const> tasks, std::chrono::milliseconds timeout) {
     RunReport rep;
     Runner(mode, tasks, &rep).run(timeout);
+    return rep;
+}
+
+namespace {
+class FnTask final : public Task {
+  public:
+    FnTask(const std::function<bool(std::size_t)> &body, std::size_t i) : body_(body), i_(i) {}
+    bool run() noexcept override { return body_(i_); }
+
+  private:
+    const std::function<bool(std::size_t)> &body_;
+    std::size_t i_;
+};
+} // namespace
+
+RunReport run_in_jobs(std::size_t n, const std::function<bool(std::size_t)> &body, Mode mode,
+                      std::chrono::milliseconds timeout) {
+    std::vector<FnTask> tasks;
+    tasks.reserve(n);
+    std::vector<Task *> ptrs;
+    for (std::size_t i = 0; i < n; ++i)
+        ptrs.push_back(&tasks.emplace_back(body, i));
+    RunReport rep = run_tasks(mode, ptrs, timeout);
+    for (const std::string &v : rep.violations)
+        ADD_FAILURE() << v;
+    EXPECT_EQ(rep.succeeded, n) << "jobs whose body failed, " << mode_name(mode)
+                                << " mode: " << drain_errors();
     return rep;
 }
 

@@ -36,51 +36,6 @@ std::string drain_errors() {
 
 // --- stats ------------------------------------------------------------------------------------
 
-OpCounters StatsSnapshot::op(std::string_view op_class) const {
-    OpCounters c;
-    if (!doc_)
-        return c;
-    // The class object is the one carrying the counters, wherever the document nests it.
-    const Json *o = doc_->find(op_class, [](const Json &j) { return j.get("submitted") != nullptr; });
-    if (o == nullptr)
-        return c;
-    auto field = [o](std::string_view k) -> std::uint64_t {
-        const Json *v = o->get(k);
-        auto n = v ? v->number() : std::nullopt;
-        return n ? static_cast<std::uint64_t>(*n) : 0;
-    };
-    c.submitted = field("submitted");
-    c.completed = field("completed");
-    c.failed = field("failed");
-    c.busy = field("busy");
-    c.retried = field("retried");
-    c.fallback = field("fallback");
-    c.inline_sw = field("software");
-    return c;
-}
-
-std::optional<std::uint64_t> StatsSnapshot::device(std::string_view key) const {
-    if (!doc_)
-        return std::nullopt;
-    const Json *v = doc_->get(key);
-    if (v == nullptr) {
-        if (const Json *dev = doc_->get("device"))
-            v = dev->get(key);
-    }
-    auto n = v ? v->number() : std::nullopt;
-    if (!n)
-        return std::nullopt;
-    return static_cast<std::uint64_t>(*n);
-}
-
-std::optional<std::string> StatsSnapshot::config(std::string_view key) const {
-    if (!doc_)
-        return std::nullopt;
-    const Json *cfg = doc_->get("config");
-    const Json *v = cfg ? cfg->get(key) : nullptr;
-    return v ? v->text() : std::nullopt;
-}
-
 StatsSnapshot Frontend::stats() {
     std::string err;
     auto text = stats_text(&err);
@@ -88,12 +43,7 @@ StatsSnapshot Frontend::stats() {
         ADD_FAILURE() << name() << ": cannot read the stats: " << err;
         return {};
     }
-    auto doc = Json::parse(*text, &err);
-    if (!doc) {
-        ADD_FAILURE() << name() << ": stats are not JSON (" << err << "): " << *text;
-        return {};
-    }
-    return StatsSnapshot(std::move(*doc));
+    return parse_stats(*text);
 }
 
 // --- engine -----------------------------------------------------------------------------------
@@ -130,18 +80,8 @@ EngineFrontend::~EngineFrontend() {
     ENGINE_free(e_);
 }
 
-// The single place that knows how the engine hands out its stats: GET_STATS fills a char *
-// that the caller frees with OPENSSL_free.
 std::optional<std::string> EngineFrontend::stats_text(std::string *err) {
-    char *text = nullptr;
-    if (!ENGINE_ctrl_cmd(e_, "GET_STATS", 0, &text, nullptr, 0) || text == nullptr) {
-        *err = "ENGINE_ctrl_cmd(GET_STATS) failed: " + drain_errors();
-        OPENSSL_free(text);
-        return std::nullopt;
-    }
-    std::string s(text);
-    OPENSSL_free(text);
-    return s;
+    return engine_stats_text(e_, false, err);
 }
 
 bool EngineFrontend::ctrl_string(const char *ctrl, const char *value) {
@@ -189,19 +129,7 @@ ProviderFrontend::~ProviderFrontend() {
 }
 
 std::optional<std::string> ProviderFrontend::stats_text(std::string *err) {
-    // The parameter may be answered as a pointer or copied into our buffer; accept both.
-    const char *ptr = nullptr;
-    OSSL_PARAM by_ptr[] = {OSSL_PARAM_utf8_ptr("simaccel-stats", &ptr, 0), OSSL_PARAM_END};
-    if (OSSL_PROVIDER_get_params(simaccel_, by_ptr) && OSSL_PARAM_modified(by_ptr) && ptr)
-        return std::string(ptr);
-    ERR_clear_error();
-    std::vector<char> buf(1 << 20);
-    OSSL_PARAM by_copy[] = {OSSL_PARAM_utf8_string("simaccel-stats", buf.data(), buf.size()),
-                            OSSL_PARAM_END};
-    if (OSSL_PROVIDER_get_params(simaccel_, by_copy) && OSSL_PARAM_modified(by_copy))
-        return std::string(buf.data());
-    *err = "OSSL_PROVIDER_get_params(simaccel-stats) failed: " + drain_errors();
-    return std::nullopt;
+    return provider_stats_text(simaccel_, err);
 }
 
 bool ProviderFrontend::offloads(std::string_view op_class) const noexcept {

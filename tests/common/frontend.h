@@ -16,33 +16,11 @@
 #include <gtest/gtest.h>
 #include <openssl/engine.h>
 
-#include "json.h"
+#include "stats.h"
 
 namespace simaccel::test {
 
 enum class FrontendKind { kEngine, kProvider };
-
-// The per op class counters of the stats JSON (DESIGN.md §4). Missing fields read as 0.
-struct OpCounters {
-    std::uint64_t submitted = 0, completed = 0, failed = 0, busy = 0, retried = 0, fallback = 0,
-                  inline_sw = 0;
-};
-
-class StatsSnapshot {
-  public:
-    StatsSnapshot() = default;
-    explicit StatsSnapshot(Json doc) : doc_(std::move(doc)) {}
-    bool valid() const noexcept { return doc_.has_value(); }
-    // `op_class` as in the stats: "rsa-priv", "rsa-pub", "ecdsa-sign", "ecdsa-verify", "ecdh".
-    OpCounters op(std::string_view op_class) const;
-    // A device-wide number: "inflight", "max_inflight", "workers".
-    std::optional<std::uint64_t> device(std::string_view key) const;
-    // A resolved configuration value from the "config" object: "queue-depth" -> "1024".
-    std::optional<std::string> config(std::string_view key) const;
-
-  private:
-    std::optional<Json> doc_;
-};
 
 class Frontend {
   public:
@@ -105,6 +83,7 @@ class ProviderFrontend final : public Frontend {
     bool can_set_config() const noexcept override { return false; }
     // DESIGN.md §5.11: the provider wraps the expensive (private-key) entries only.
     bool offloads(std::string_view op_class) const noexcept override;
+    OSSL_PROVIDER *provider() const noexcept { return simaccel_; }
 
   private:
     ProviderFrontend() = default;

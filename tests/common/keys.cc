@@ -50,7 +50,11 @@ Bytes digest(const char *md, std::span<const unsigned char> data) {
 }
 
 X509Ptr make_self_signed(const Frontend &f, EVP_PKEY *key, const char *cn) {
-    X509Ptr x(X509_new_ex(f.libctx(), f.propq()));
+    return make_self_signed(f.libctx(), f.propq(), key, cn);
+}
+
+X509Ptr make_self_signed(OSSL_LIB_CTX *libctx, const char *propq, EVP_PKEY *key, const char *cn) {
+    X509Ptr x(X509_new_ex(libctx, propq));
     if (!x || !X509_set_version(x.get(), X509_VERSION_3) ||
         !ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 1) ||
         !X509_gmtime_adj(X509_getm_notBefore(x.get()), -60) ||
@@ -62,11 +66,36 @@ X509Ptr make_self_signed(const Frontend &f, EVP_PKEY *key, const char *cn) {
         !X509_set_issuer_name(x.get(), name))
         return nullptr;
     EvpMdCtxPtr md(EVP_MD_CTX_new());
-    if (!md || EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", f.libctx(), f.propq(), key,
-                                     nullptr) != 1 ||
+    if (!md ||
+        EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", libctx, propq, key, nullptr) != 1 ||
         X509_sign_ctx(x.get(), md.get()) <= 0)
         return nullptr;
     return x;
+}
+
+EvpPkeyPtr recode_key(const EVP_PKEY *key, OSSL_LIB_CTX *into, bool priv) {
+    unsigned char *der = nullptr;
+    const int len = priv ? i2d_PrivateKey(key, &der) : i2d_PUBKEY(key, &der);
+    if (len <= 0)
+        return nullptr;
+    const unsigned char *p = der;
+    EVP_PKEY *out = priv ? d2i_AutoPrivateKey_ex(nullptr, &p, len, into, nullptr)
+                         : d2i_PUBKEY_ex(nullptr, &p, len, into, nullptr);
+    OPENSSL_free(der);
+    return EvpPkeyPtr(out);
+}
+
+X509Ptr recode_cert(X509 *x, OSSL_LIB_CTX *into) {
+    unsigned char *der = nullptr;
+    const int len = i2d_X509(x, &der);
+    if (len <= 0)
+        return nullptr;
+    X509Ptr out(X509_new_ex(into, nullptr));
+    X509 *raw = out.get();
+    const unsigned char *p = der;
+    const bool ok = raw != nullptr && d2i_X509(&raw, &p, len) != nullptr;
+    OPENSSL_free(der);
+    return ok ? std::move(out) : nullptr;
 }
 
 Bytes flipped(std::span<const unsigned char> in, std::size_t i) {

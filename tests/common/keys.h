@@ -25,8 +25,15 @@ Bytes random_bytes(std::size_t n);
 Bytes digest(const char *md, std::span<const unsigned char> data);
 
 // A self-signed certificate for `key`, valid from a minute ago for an hour, CN=`cn`, signed with
-// SHA-256 through the frontend.
+// SHA-256 through the frontend (or in `libctx` with `propq`).
 X509Ptr make_self_signed(const Frontend &f, EVP_PKEY *key, const char *cn);
+X509Ptr make_self_signed(OSSL_LIB_CTX *libctx, const char *propq, EVP_PKEY *key, const char *cn);
+
+// `key` decoded again in library context `into` (a DER round trip): its public half, or with
+// `priv` the whole key. A key of a reference context checks results with stock OpenSSL.
+EvpPkeyPtr recode_key(const EVP_PKEY *key, OSSL_LIB_CTX *into, bool priv = false);
+// The same certificate decoded in `into`.
+X509Ptr recode_cert(X509 *x, OSSL_LIB_CTX *into);
 
 // Stock OpenSSL arithmetic with no engine and no simaccel provider: legacy key objects switched
 // to OpenSSL's built-in methods (RSA_PKCS1_OpenSSL, EC_KEY_OpenSSL). A key created while the

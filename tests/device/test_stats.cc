@@ -1,9 +1,11 @@
-// The latency histogram: bucket bounds, percentiles within the promised precision.
+// Stats: the latency histogram's buckets and percentiles, and the stats JSON's fields.
 #include <gtest/gtest.h>
 
+#include "device_test_util.h"
 #include "simaccel/stats.h"
 
-using simaccel::LatencyHistogram;
+namespace simaccel::test {
+namespace {
 
 TEST(Histogram, BucketUpperBoundsContainTheValue) {
     for (std::uint64_t v : {0ull, 1ull, 15ull, 16ull, 17ull, 1000ull, 123456ull, 999999999ull,
@@ -34,3 +36,20 @@ TEST(Histogram, PercentilesOfAUniformSet) {
     EXPECT_EQ(h.count(), 0u);
     EXPECT_EQ(h.percentile(0.5), 0u);
 }
+
+TEST(Device, StatsJsonHasTheDesignFields) {
+    Device dev;
+    configure(dev, "workers=1");
+    TestRequest r;
+    ASSERT_EQ(dev.try_submit(&r), Submit::kAccepted);
+    ASSERT_TRUE(r.wait());
+    const std::string j = dev.stats_json();
+    for (const char *k : {"\"null\"", "\"submitted\":1", "\"completed\":1", "\"failed\":0",
+                          "\"busy\":0", "\"retried\"", "\"fallback\"", "\"p50\"", "\"p90\"",
+                          "\"p99\"", "\"max\"", "\"inflight\":0", "\"max_inflight\":1",
+                          "\"workers\":1", "\"config\":{", "\"queue-depth\""})
+        EXPECT_NE(j.find(k), std::string::npos) << k << " missing in " << j;
+}
+
+} // namespace
+} // namespace simaccel::test

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <openssl/async.h>
 
+#include "async_runner.h"
 #include "model_util.h"
 #include "scoped_config.h"
 
@@ -128,29 +129,20 @@ TEST_F(Fork, ForkWithRequestsInFlight) {
     ScopedConfig cfg(*f_);
     ASSERT_TRUE(cfg.set("latency", "fixed:100ms"));
     constexpr int kJobs = 16;
-    struct Job {
-        ASYNC_JOB *job = nullptr;
+    struct Job final : SteppedJob {
         WaitCtxPtr ctx{ASYNC_WAIT_CTX_new()};
         model::Signer::Result r;
         const Signer *s = nullptr;
-        static int main(void *arg) {
-            Job *j = *static_cast<Job **>(arg);
-            j->r = j->s->sign();
+        int body() noexcept override {
+            r = s->sign();
             return 1;
-        }
-        int step() {
-            int ret = 0;
-            Job *self = this;
-            const int rc = ASYNC_start_job(&job, ctx.get(), &ret, &Job::main, &self, sizeof self);
-            if (rc == ASYNC_FINISH)
-                job = nullptr;
-            return rc;
         }
     };
     std::vector<std::unique_ptr<Job>> jobs;
     for (int i = 0; i < kJobs; ++i) {
         jobs.push_back(std::make_unique<Job>());
         jobs.back()->s = &s;
+        jobs.back()->wctx = jobs.back()->ctx.get();
         ASSERT_EQ(jobs.back()->step(), ASYNC_PAUSE);
     }
     ASSERT_EQ(model::engine_inflight(), kJobs);
@@ -169,14 +161,10 @@ TEST_F(Fork, ForkWithRequestsInFlight) {
     EXPECT_EQ(child, "");
 
     // The parent's requests complete in the parent, with good results.
-    const auto until = model::Clock::now() + std::chrono::seconds(10);
     for (auto &j : jobs)
-        while (j->job != nullptr && model::Clock::now() < until) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
-            ASSERT_NE(j->step(), ASYNC_ERR);
-        }
+        ASSERT_TRUE(j->finish(std::chrono::seconds(10)))
+            << "a parent job never finished after the fork: " << drain_errors();
     for (auto &j : jobs) {
-        ASSERT_EQ(j->job, nullptr) << "a parent job never finished after the fork";
         EXPECT_TRUE(j->r.ok) << model::to_string(j->r.errors);
         EXPECT_TRUE(s.check(j->r.sig));
     }

@@ -86,23 +86,16 @@ class Mixed : public ::testing::Test {
 
     // The stats JSON as each front end hands it out.
     static std::string engine_stats_text() {
-        char *text = nullptr;
-        EXPECT_EQ(ENGINE_ctrl_cmd(engine_, "GET_STATS", 0, &text, nullptr, 0), 1) << drain_errors();
-        std::string s = text != nullptr ? text : "";
-        OPENSSL_free(text);
-        return s;
+        std::string err;
+        auto text = test::engine_stats_text(engine_, false, &err);
+        EXPECT_TRUE(text) << err;
+        return text.value_or("");
     }
     static std::string provider_stats_text() {
-        const char *ptr = nullptr;
-        OSSL_PARAM params[] = {OSSL_PARAM_utf8_ptr("simaccel-stats", &ptr, 0), OSSL_PARAM_END};
-        EXPECT_EQ(OSSL_PROVIDER_get_params(ours_, params), 1) << drain_errors();
-        return ptr != nullptr ? ptr : "";
-    }
-    static StatsSnapshot parse(const std::string &text) {
         std::string err;
-        auto doc = Json::parse(text, &err);
-        EXPECT_TRUE(doc.has_value()) << "stats are not JSON (" << err << "): " << text;
-        return doc ? StatsSnapshot(std::move(*doc)) : StatsSnapshot();
+        auto text = test::provider_stats_text(ours_, &err);
+        EXPECT_TRUE(text) << err;
+        return text.value_or("");
     }
 
     static ENGINE *engine_;
@@ -124,7 +117,7 @@ std::string Mixed::setup_error_;
 // An RSA key whose private-key operations run through the engine's RSA_METHOD.
 RsaPtr engine_rsa_key(ENGINE *e) {
     RsaPtr rsa(RSA_new_method(e));
-    BnPtr f4(BN_new());
+    BignumPtr f4(BN_new());
     if (!rsa || !f4 || BN_set_word(f4.get(), RSA_F4) != 1 ||
         RSA_generate_key_ex(rsa.get(), 2048, f4.get(), nullptr) != 1)
         return nullptr;
@@ -133,24 +126,13 @@ RsaPtr engine_rsa_key(ENGINE *e) {
 
 // The public half of `rsa` as a key of the reference context (default provider only).
 EvpPkeyPtr ref_public(OSSL_LIB_CTX *ref, RSA *rsa) {
-    unsigned char *der = nullptr;
-    const int len = i2d_RSA_PUBKEY(rsa, &der);
-    if (len <= 0)
+    EvpPkeyPtr pkey(EVP_PKEY_new());
+    if (!pkey || EVP_PKEY_set1_RSA(pkey.get(), rsa) != 1)
         return nullptr;
-    const unsigned char *p = der;
-    EvpPkeyPtr key(d2i_PUBKEY_ex(nullptr, &p, len, ref, nullptr));
-    OPENSSL_free(der);
-    return key;
+    return recode_key(pkey.get(), ref);
 }
 EvpPkeyPtr ref_public(OSSL_LIB_CTX *ref, EVP_PKEY *pkey) {
-    unsigned char *der = nullptr;
-    const int len = i2d_PUBKEY(pkey, &der);
-    if (len <= 0)
-        return nullptr;
-    const unsigned char *p = der;
-    EvpPkeyPtr key(d2i_PUBKEY_ex(nullptr, &p, len, ref, nullptr));
-    OPENSSL_free(der);
-    return key;
+    return recode_key(pkey, ref);
 }
 
 // A key made by the provider's key manager in `libctx`.
@@ -253,14 +235,14 @@ TEST_F(Mixed, OneDeviceOneSetOfCounters) {
     // Nothing runs between the two reads: one device renders the same document twice.
     EXPECT_EQ(from_engine, from_provider);
     for (const auto &text : {from_engine, from_provider}) {
-        const StatsSnapshot s = parse(text);
+        const StatsSnapshot s = parse_stats(text);
         EXPECT_EQ(s.op("rsa-priv").completed, kEngineRsa + kProviderRsa) << text;
         EXPECT_EQ(s.op("ecdsa-sign").completed, kProviderEcdsa) << text;
         EXPECT_EQ(s.device("inflight"), 0u) << text;
     }
 
     ASSERT_TRUE(ctrl("RESET_STATS", nullptr));
-    const StatsSnapshot after = parse(provider_stats_text());
+    const StatsSnapshot after = parse_stats(provider_stats_text());
     EXPECT_EQ(after.op("rsa-priv").completed, 0u) << "the engine's RESET_STATS did not reach the "
                                                      "provider's device";
     EXPECT_EQ(after.op("ecdsa-sign").completed, 0u);
@@ -268,7 +250,7 @@ TEST_F(Mixed, OneDeviceOneSetOfCounters) {
 
 // A configuration key set through an engine ctrl is the provider's configuration too.
 TEST_F(Mixed, EngineCtrlConfiguresTheProvidersDevice) {
-    const StatsSnapshot before = parse(provider_stats_text());
+    const StatsSnapshot before = parse_stats(provider_stats_text());
     const auto old_depth = before.config("queue-depth");
     const auto old_latency = before.config("latency-ecdsa-sign");
     ASSERT_TRUE(old_depth && old_latency) << provider_stats_text();
@@ -276,7 +258,7 @@ TEST_F(Mixed, EngineCtrlConfiguresTheProvidersDevice) {
 
     ASSERT_TRUE(ctrl("QUEUE_DEPTH", depth.c_str())) << drain_errors();
     ASSERT_TRUE(ctrl("LATENCY_ECDSA_SIGN", "fixed:3ms")) << drain_errors();
-    const StatsSnapshot s = parse(provider_stats_text());
+    const StatsSnapshot s = parse_stats(provider_stats_text());
     EXPECT_EQ(s.config("queue-depth"), depth);
     EXPECT_EQ(s.config("latency-ecdsa-sign"), "fixed:3ms");
 
@@ -302,7 +284,7 @@ TEST_F(Mixed, EngineCtrlConfiguresTheProvidersDevice) {
 // service-time floor, make max_inflight exceed what either front end alone could reach.
 TEST_F(Mixed, BothFrontEndsInFlightTogether) {
     constexpr int kPerFrontEnd = 4;
-    const StatsSnapshot before = parse(engine_stats_text());
+    const StatsSnapshot before = parse_stats(engine_stats_text());
     const auto old_latency = before.config("latency");
     const auto old_capacity = before.config("capacity");
     ASSERT_TRUE(old_latency && old_capacity);
@@ -342,14 +324,14 @@ TEST_F(Mixed, BothFrontEndsInFlightTogether) {
         EXPECT_TRUE(ref_verify(ref_, pek_pub.get(), hash, t.sig));
 
     const std::string text = provider_stats_text();
-    const StatsSnapshot s = parse(text);
+    const StatsSnapshot s = parse_stats(text);
     EXPECT_EQ(s.op("rsa-priv").completed, static_cast<std::uint64_t>(kPerFrontEnd)) << text;
     EXPECT_EQ(s.op("ecdsa-sign").completed, static_cast<std::uint64_t>(kPerFrontEnd)) << text;
     const auto max_inflight = s.device("max_inflight");
     ASSERT_TRUE(max_inflight) << text;
     EXPECT_GT(*max_inflight, static_cast<std::uint64_t>(kPerFrontEnd))
         << "the two front ends' requests were never in one device together: " << text;
-    EXPECT_EQ(parse(engine_stats_text()).device("max_inflight"), max_inflight);
+    EXPECT_EQ(parse_stats(engine_stats_text()).device("max_inflight"), max_inflight);
 
     EXPECT_TRUE(ctrl("LATENCY", old_latency->c_str())) << drain_errors();
     EXPECT_TRUE(ctrl("CAPACITY", old_capacity->c_str())) << drain_errors();

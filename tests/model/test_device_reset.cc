@@ -10,9 +10,6 @@
 namespace simaccel::test::model {
 namespace {
 
-constexpr int kReasonDeviceReset = 102;
-constexpr int kReasonDeviceDown = 103;
-
 class DeviceReset : public ::testing::TestWithParam<bool> {
   protected:
     void SetUp() override { SIMACCEL_REQUIRE_ENGINE(); }
@@ -65,10 +62,10 @@ TEST_P(DeviceReset, InFlightFailAndDowntimeRefuses) {
             EXPECT_TRUE(s.check(during_downtime[i].sig));
         } else {
             EXPECT_FALSE(in_flight[i].ok);
-            EXPECT_TRUE(has_simaccel_reason(in_flight[i].errors, kReasonDeviceReset))
+            EXPECT_TRUE(has_simaccel_reason(in_flight[i].errors, Reason::kDeviceReset))
                 << to_string(in_flight[i].errors);
             EXPECT_FALSE(during_downtime[i].ok);
-            EXPECT_TRUE(has_simaccel_reason(during_downtime[i].errors, kReasonDeviceDown))
+            EXPECT_TRUE(has_simaccel_reason(during_downtime[i].errors, Reason::kDeviceDown))
                 << to_string(during_downtime[i].errors);
         }
     }

@@ -19,6 +19,9 @@ struct Case {
     // Expected quantiles (q, ms) of the distribution itself.
     std::vector<std::pair<double, double>> quantiles;
 };
+void PrintTo(const Case &c, std::ostream *os) {
+    *os << c.name << " (" << c.spec << ")";
+}
 
 class Distribution : public ::testing::TestWithParam<Case> {
   protected:

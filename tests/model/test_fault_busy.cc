@@ -8,9 +8,6 @@
 namespace simaccel::test::model {
 namespace {
 
-constexpr int kReasonDeviceBusy = 101;
-constexpr int kReasonBadConfigValue = 106;
-
 TEST(FaultBusy, EagainThenSuccess) {
     SIMACCEL_REQUIRE_ENGINE();
     Frontend &f = *active_frontend();
@@ -74,7 +71,7 @@ TEST_P(MaxRetries, GivesUpWithReason) {
     }
     for (const auto &r : results) {
         EXPECT_FALSE(r.ok);
-        EXPECT_TRUE(has_simaccel_reason(r.errors, kReasonDeviceBusy)) << to_string(r.errors);
+        EXPECT_TRUE(has_simaccel_reason(r.errors, Reason::kDeviceBusy)) << to_string(r.errors);
     }
     const OpCounters after = f.stats().op("ecdsa-sign");
     EXPECT_EQ(after.busy - before.busy, 4 * n) << "the first try and 3 retries";
@@ -93,7 +90,7 @@ TEST(FaultBusy, AlwaysBusyNeedsMaxRetries) {
     ASSERT_TRUE(cfg.set("max-retries", "0"));
     EXPECT_FALSE(active_engine()->ctrl_string("FAULT_BUSY", "1"));
     const auto errs = take_errors();
-    EXPECT_TRUE(has_simaccel_reason(errs, kReasonBadConfigValue)) << to_string(errs);
+    EXPECT_TRUE(has_simaccel_reason(errs, Reason::kBadConfigValue)) << to_string(errs);
     EXPECT_EQ(f.stats().config("fault-busy").value_or("?"), "0") << "nothing half-applied";
 }
 

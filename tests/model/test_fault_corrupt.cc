@@ -9,8 +9,6 @@
 namespace simaccel::test::model {
 namespace {
 
-constexpr int kReasonVerifyFailed = 105;
-
 struct Outcome {
     std::size_t ok = 0, failed = 0, bad_sig = 0, verify_reason = 0;
     std::string example;
@@ -27,7 +25,7 @@ Outcome sign_many(const Signer &s, std::size_t jobs, std::size_t per_job) {
                 continue;
             }
             ++o.failed;
-            o.verify_reason += has_simaccel_reason(r.errors, kReasonVerifyFailed);
+            o.verify_reason += has_simaccel_reason(r.errors, Reason::kVerifyFailed);
             if (o.example.empty())
                 o.example = to_string(r.errors);
         }
@@ -81,6 +79,40 @@ TEST_F(FaultCorrupt, VerifyWithFallbackAlwaysSucceeds) {
     EXPECT_EQ(o.bad_sig, 0u);
     const OpCounters after = active_frontend()->stats().op("ecdsa-sign");
     EXPECT_GT(after.fallback - before.fallback, 0u);
+}
+
+// The RSA private-key path is checked as well: with every result corrupted, verify=yes refuses
+// each RSA signature with the verify reason, and verify=no hands over ones stock OpenSSL rejects.
+TEST_F(FaultCorrupt, RsaResultsAreCheckedToo) {
+    ASSERT_TRUE(cfg_->set("fault-corrupt", "1"));
+    ASSERT_TRUE(cfg_->set("sw-fallback", "no"));
+    const Frontend &f = *active_frontend();
+    EvpPkeyPtr key = make_rsa_key(f, 2048);
+    ASSERT_TRUE(key) << drain_errors();
+    RsaPtr pub = sw::rsa_public(key.get());
+    ASSERT_TRUE(pub);
+    const Bytes hash = digest("SHA256", random_bytes(64));
+    const auto sign = [&](Bytes *sig) {
+        EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(f.libctx(), key.get(), f.propq()));
+        std::size_t len = EVP_PKEY_get_size(key.get());
+        sig->resize(len);
+        const bool ok = ctx && EVP_PKEY_sign_init(ctx.get()) == 1 &&
+                        EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1 &&
+                        EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) == 1 &&
+                        EVP_PKEY_sign(ctx.get(), sig->data(), &len, hash.data(), hash.size()) == 1;
+        sig->resize(ok ? len : 0);
+        return ok;
+    };
+    Bytes sig;
+    ASSERT_TRUE(cfg_->set("verify", "yes"));
+    EXPECT_FALSE(sign(&sig)) << "verify=yes returned a corrupted RSA signature";
+    const auto errors = take_errors();
+    EXPECT_TRUE(has_simaccel_reason(errors, Reason::kVerifyFailed)) << to_string(errors);
+    ASSERT_TRUE(cfg_->set("verify", "no"));
+    ASSERT_TRUE(sign(&sig)) << "the device reports success for corrupted results: "
+                            << drain_errors();
+    EXPECT_FALSE(sw::rsa_verify_pkcs1(pub.get(), NID_sha256, hash, sig))
+        << "fault-corrupt=1 left the RSA signature intact";
 }
 
 } // namespace

@@ -8,8 +8,6 @@
 namespace simaccel::test::model {
 namespace {
 
-constexpr int kReasonDeviceError = 100;
-
 class FaultError : public ::testing::TestWithParam<bool> {
   protected:
     void SetUp() override { SIMACCEL_REQUIRE_ENGINE(); }
@@ -38,7 +36,7 @@ TEST_P(FaultError, FailsWithReasonOrFallsBack) {
                 continue;
             }
             ++failed;
-            with_reason += has_simaccel_reason(r.errors, kReasonDeviceError);
+            with_reason += has_simaccel_reason(r.errors, Reason::kDeviceError);
             if (example.empty())
                 example = to_string(r.errors);
         }
@@ -65,7 +63,9 @@ TEST_P(FaultError, FailsWithReasonOrFallsBack) {
 INSTANTIATE_TEST_SUITE_P(Model, FaultError, ::testing::Bool(),
                          [](const auto &p) { return p.param ? "SwFallback" : "NoFallback"; });
 
-// The error text a user sees: the engine's library name and the reason string.
+// The error text a user sees: the engine's library name and the reason string. The numbers are
+// part of the interface too (applications match ERR_GET_REASON against them).
+static_assert(static_cast<int>(Reason::kDeviceError) == 100);
 TEST(FaultErrorText, LibraryAndReasonStrings) {
     SIMACCEL_REQUIRE_ENGINE();
     Frontend &f = *active_frontend();
@@ -77,7 +77,8 @@ TEST(FaultErrorText, LibraryAndReasonStrings) {
     ASSERT_FALSE(r.ok);
     bool found = false;
     for (const auto &e : r.errors)
-        if (e.reason == kReasonDeviceError && e.lib_name == "simaccel engine routines") {
+        if (e.reason == static_cast<int>(Reason::kDeviceError) &&
+            e.lib_name == "simaccel engine routines") {
             found = true;
             EXPECT_NE(e.text.find("device error"), std::string::npos) << e.text;
         }

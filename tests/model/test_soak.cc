@@ -9,8 +9,6 @@
 namespace simaccel::test::model {
 namespace {
 
-constexpr int kReasonDeviceError = 100;
-
 TEST(Soak, EveryOperationAccountedFor) {
     SIMACCEL_REQUIRE_ENGINE();
     Frontend &f = *active_frontend();
@@ -42,7 +40,7 @@ TEST(Soak, EveryOperationAccountedFor) {
                 }
             } else {
                 ++failed;
-                if (!has_simaccel_reason(r.errors, kReasonDeviceError)) {
+                if (!has_simaccel_reason(r.errors, Reason::kDeviceError)) {
                     ++wrong_reason;
                     if (example.empty())
                         example = to_string(r.errors);

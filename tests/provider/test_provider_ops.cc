@@ -75,15 +75,18 @@ struct SigCase {
     int padding;
     const char *op_class; // where the stats must count it
 };
+void PrintTo(const SigCase &c, std::ostream *os) {
+    *os << c.name;
+}
 
 class SignatureTest : public ProviderTest, public ::testing::WithParamInterface<SigCase> {
   protected:
     EvpPkeyPtr keygen(const SigCase &c) {
         if (std::string_view(c.keytype) == "RSA")
-            return EvpPkeyPtr(EVP_PKEY_Q_keygen(ctx_.get(), kOurs, "RSA", size_t{2048}));
+            return EvpPkeyPtr(EVP_PKEY_Q_keygen(ctx_, kOurs, "RSA", size_t{2048}));
         if (std::string_view(c.keytype) == "EC")
-            return EvpPkeyPtr(EVP_PKEY_Q_keygen(ctx_.get(), kOurs, "EC", "P-256"));
-        return EvpPkeyPtr(EVP_PKEY_Q_keygen(ctx_.get(), kOurs, c.keytype));
+            return EvpPkeyPtr(EVP_PKEY_Q_keygen(ctx_, kOurs, "EC", "P-256"));
+        return EvpPkeyPtr(EVP_PKEY_Q_keygen(ctx_, kOurs, c.keytype));
     }
 
     // Every signature verifies with stock OpenSSL; the same signature with one byte flipped
@@ -108,7 +111,7 @@ TEST_P(SignatureTest, SignsOutsideAJobAndStockOpenSSLVerifies) {
     Bytes sig;
     std::string served_by;
     ASSERT_TRUE(
-        sign_msg(ctx_.get(), kOurs, key.get(), c.md, c.padding, message(0), sig, &served_by))
+        sign_msg(ctx_, kOurs, key.get(), c.md, c.padding, message(0), sig, &served_by))
         << drain_errors();
     EXPECT_EQ(served_by, "simaccel");
     EXPECT_EQ(submitted(c.op_class), before + 1) << stats();
@@ -125,12 +128,13 @@ TEST_P(SignatureTest, SignsInConcurrentAsyncJobs) {
     constexpr int kJobs = 6;
     std::vector<Bytes> sigs(kJobs);
     const auto before = submitted(c.op_class);
-    const int pauses = run_in_jobs(kJobs, [&](int i) {
-        return sign_msg(ctx_.get(), kOurs, key.get(), c.md, c.padding, message(i), sigs[i]);
-    });
+    const std::size_t pauses =
+        run_in_jobs(kJobs, [&](std::size_t i) {
+            return sign_msg(ctx_, kOurs, key.get(), c.md, c.padding, message(i), sigs[i]);
+        }).pauses;
     // Jobs pause while the device works. Not necessarily every one: on a loaded machine the
     // submitting thread can be descheduled for longer than the device takes.
-    EXPECT_GT(pauses, 0);
+    EXPECT_GT(pauses, 0u);
     EXPECT_EQ(submitted(c.op_class), before + kJobs) << stats();
     for (int i = 0; i < kJobs; ++i)
         check(c, pub.get(), message(i), sigs[i]);
@@ -142,7 +146,7 @@ TEST_P(SignatureTest, SizeQueryIsNotOffloaded) {
     ASSERT_TRUE(key) << drain_errors();
     EvpMdCtxPtr mctx(EVP_MD_CTX_new());
     EVP_PKEY_CTX *pctx = nullptr;
-    ASSERT_EQ(EVP_DigestSignInit_ex(mctx.get(), &pctx, c.md, ctx_.get(), kOurs, key.get(), nullptr),
+    ASSERT_EQ(EVP_DigestSignInit_ex(mctx.get(), &pctx, c.md, ctx_, kOurs, key.get(), nullptr),
               1);
     const auto before = submitted(c.op_class);
     size_t len = 0;
@@ -164,7 +168,7 @@ INSTANTIATE_TEST_SUITE_P(
 // EVP_PKEY_sign on a precomputed digest reaches the provider's SIGN entry (the TLS 1.2 and
 // `openssl speed` path), not DIGEST_SIGN_FINAL.
 TEST_F(ProviderTest, RsaSignOfADigestVerifies) {
-    EvpPkeyPtr key(EVP_PKEY_Q_keygen(ctx_.get(), kOurs, "RSA", size_t{2048}));
+    EvpPkeyPtr key(EVP_PKEY_Q_keygen(ctx_, kOurs, "RSA", size_t{2048}));
     ASSERT_TRUE(key) << drain_errors();
     EvpPkeyPtr pub = to_ref_public(key.get());
     Bytes digest(32);
@@ -172,7 +176,7 @@ TEST_F(ProviderTest, RsaSignOfADigestVerifies) {
     const Bytes msg = message(7);
     ASSERT_EQ(EVP_Digest(msg.data(), msg.size(), digest.data(), &dlen, EVP_sha256(), nullptr), 1);
 
-    EvpPkeyCtxPtr sctx(EVP_PKEY_CTX_new_from_pkey(ctx_.get(), key.get(), kOurs));
+    EvpPkeyCtxPtr sctx(EVP_PKEY_CTX_new_from_pkey(ctx_, key.get(), kOurs));
     ASSERT_EQ(EVP_PKEY_sign_init(sctx.get()), 1);
     ASSERT_EQ(EVP_PKEY_CTX_set_signature_md(sctx.get(), EVP_sha256()), 1);
     EXPECT_STREQ(OSSL_PROVIDER_get0_name(EVP_PKEY_CTX_get0_provider(sctx.get())), "simaccel");
@@ -193,7 +197,7 @@ TEST_F(ProviderTest, RsaSignOfADigestVerifies) {
 }
 
 TEST_F(ProviderTest, RsaOaepDecryptsWhatStockOpenSSLEncrypted) {
-    EvpPkeyPtr key(EVP_PKEY_Q_keygen(ctx_.get(), kOurs, "RSA", size_t{2048}));
+    EvpPkeyPtr key(EVP_PKEY_Q_keygen(ctx_, kOurs, "RSA", size_t{2048}));
     ASSERT_TRUE(key) << drain_errors();
     EvpPkeyPtr pub = to_ref_public(key.get());
     ASSERT_TRUE(pub);
@@ -211,7 +215,7 @@ TEST_F(ProviderTest, RsaOaepDecryptsWhatStockOpenSSLEncrypted) {
         cts[i].resize(len);
     }
     auto decrypt = [&](int i) {
-        EvpPkeyCtxPtr d(EVP_PKEY_CTX_new_from_pkey(ctx_.get(), key.get(), kOurs));
+        EvpPkeyCtxPtr d(EVP_PKEY_CTX_new_from_pkey(ctx_, key.get(), kOurs));
         size_t len = 0;
         if (!d || EVP_PKEY_decrypt_init(d.get()) != 1 ||
             EVP_PKEY_CTX_set_rsa_padding(d.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
@@ -225,7 +229,7 @@ TEST_F(ProviderTest, RsaOaepDecryptsWhatStockOpenSSLEncrypted) {
     };
     const auto before = submitted("rsa-priv");
     ASSERT_TRUE(decrypt(0)) << drain_errors();
-    EXPECT_GT(run_in_jobs(kJobs - 1, [&](int i) { return decrypt(i + 1); }), 0);
+    EXPECT_GT(run_in_jobs(kJobs - 1, [&](std::size_t i) { return decrypt(i + 1); }).pauses, 0u);
     EXPECT_EQ(submitted("rsa-priv"), before + kJobs);
     for (int i = 0; i < kJobs; ++i)
         EXPECT_EQ(pts[i], message(i)) << "ciphertext " << i;
@@ -247,7 +251,7 @@ TEST_P(KeyExchangeTest, SharedSecretEqualsStockOpenSSL) {
                    ? EvpPkeyPtr(EVP_PKEY_Q_keygen(lctx, propq, "EC", "P-256"))
                    : EvpPkeyPtr(EVP_PKEY_Q_keygen(lctx, propq, alg));
     };
-    EvpPkeyPtr ours = gen(ctx_.get(), kOurs);
+    EvpPkeyPtr ours = gen(ctx_, kOurs);
     EvpPkeyPtr theirs = gen(ref_.get(), nullptr);
     ASSERT_TRUE(ours && theirs) << drain_errors();
     EvpPkeyPtr theirs_pub = to_ours_public(theirs.get());
@@ -261,7 +265,7 @@ TEST_P(KeyExchangeTest, SharedSecretEqualsStockOpenSSL) {
     const auto before = submitted(op_class);
     Bytes got;
     std::string served_by;
-    ASSERT_TRUE(derive(ctx_.get(), kOurs, ours.get(), theirs_pub.get(), got, &served_by))
+    ASSERT_TRUE(derive(ctx_, kOurs, ours.get(), theirs_pub.get(), got, &served_by))
         << drain_errors();
     EXPECT_EQ(served_by, "simaccel");
     EXPECT_EQ(got, expected);
@@ -269,11 +273,12 @@ TEST_P(KeyExchangeTest, SharedSecretEqualsStockOpenSSL) {
     constexpr int kJobs = 4;
     std::vector<Bytes> secrets(kJobs);
     EXPECT_GE(run_in_jobs(kJobs,
-                          [&](int i) {
-                              return derive(ctx_.get(), kOurs, ours.get(), theirs_pub.get(),
+                          [&](std::size_t i) {
+                              return derive(ctx_, kOurs, ours.get(), theirs_pub.get(),
                                             secrets[i]);
-                          }),
-              1);
+                          })
+                  .pauses,
+              1u);
     for (const Bytes &s : secrets)
         EXPECT_EQ(s, expected);
     EXPECT_EQ(submitted(op_class), before + 1 + kJobs) << stats();
@@ -310,12 +315,12 @@ TEST_F(ProviderTest, StatsParameterReportsTheDeviceAndItsConfig) {
 TEST_F(ProviderTest, ForeignKeysAreExportedToUs) {
     EvpPkeyPtr key(EVP_PKEY_Q_keygen(ref_.get(), nullptr, "EC", "P-256"));
     ASSERT_TRUE(key);
-    EvpPkeyPtr mine = recode(key.get(), ctx_.get(), true);
+    EvpPkeyPtr mine = recode_key(key.get(), ctx_, true);
     ASSERT_TRUE(mine) << drain_errors();
     Bytes sig;
     std::string served_by;
     const auto before = submitted("ecdsa-sign");
-    ASSERT_TRUE(sign_msg(ctx_.get(), kOurs, mine.get(), "SHA256", 0, message(3), sig, &served_by))
+    ASSERT_TRUE(sign_msg(ctx_, kOurs, mine.get(), "SHA256", 0, message(3), sig, &served_by))
         << drain_errors();
     EXPECT_EQ(served_by, "simaccel");
     EXPECT_EQ(submitted("ecdsa-sign"), before + 1);

@@ -2,6 +2,7 @@
 // with `?provider=simaccel` and runs in SSL_MODE_ASYNC with an ECDSA P-256 certificate and the
 // X25519 group; the client uses the default provider alone.
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,11 +10,6 @@
 
 namespace simaccel::test {
 namespace {
-
-using SslCtxPtr = std::unique_ptr<SSL_CTX, Free<SSL_CTX_free>>;
-using SslPtr = std::unique_ptr<SSL, Free<SSL_free>>;
-using X509Ptr = std::unique_ptr<X509, Free<X509_free>>;
-
 class Fd {
   public:
     explicit Fd(int fd = -1) noexcept : fd_(fd) {}
@@ -29,49 +25,18 @@ class Fd {
     int fd_;
 };
 
-X509Ptr self_signed(OSSL_LIB_CTX *ctx, EVP_PKEY *key) {
-    X509Ptr x(X509_new_ex(ctx, nullptr));
-    if (!x)
-        return nullptr;
-    X509_NAME *name = X509_get_subject_name(x.get());
-    const auto *cn = reinterpret_cast<const unsigned char *>("localhost");
-    if (X509_set_version(x.get(), X509_VERSION_3) != 1 ||
-        ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 1) != 1 ||
-        X509_gmtime_adj(X509_getm_notBefore(x.get()), -60) == nullptr ||
-        X509_gmtime_adj(X509_getm_notAfter(x.get()), 3600) == nullptr ||
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, cn, -1, -1, 0) != 1 ||
-        X509_set_issuer_name(x.get(), name) != 1 || X509_set_pubkey(x.get(), key) != 1 ||
-        X509_sign(x.get(), key, EVP_sha256()) <= 0)
-        return nullptr;
-    return x;
-}
-
-// The same certificate decoded in another library context.
-X509Ptr recode_cert(X509 *x, OSSL_LIB_CTX *into) {
-    unsigned char *der = nullptr;
-    const int len = i2d_X509(x, &der);
-    if (len <= 0)
-        return nullptr;
-    X509Ptr out(X509_new_ex(into, nullptr));
-    X509 *raw = out.get();
-    const unsigned char *p = der;
-    const bool ok = d2i_X509(&raw, &p, len) != nullptr;
-    OPENSSL_free(der);
-    return ok ? std::move(out) : nullptr;
-}
-
 class TlsTest : public ProviderTest {
   protected:
     void SetUp() override {
         ProviderTest::SetUp();
         if (HasFatalFailure())
             return;
-        key_.reset(EVP_PKEY_Q_keygen(ctx_.get(), kOurs, "EC", "P-256"));
+        key_.reset(EVP_PKEY_Q_keygen(ctx_, kOurs, "EC", "P-256"));
         ASSERT_TRUE(key_) << drain_errors();
-        cert_ = self_signed(ctx_.get(), key_.get());
+        cert_ = make_self_signed(ctx_, nullptr, key_.get(), "localhost");
         ASSERT_TRUE(cert_) << drain_errors();
 
-        server_ctx_.reset(SSL_CTX_new_ex(ctx_.get(), "?provider=simaccel", TLS_server_method()));
+        server_ctx_.reset(SSL_CTX_new_ex(ctx_, "?provider=simaccel", TLS_server_method()));
         ASSERT_TRUE(server_ctx_) << drain_errors();
         SSL_CTX *s = server_ctx_.get();
         ASSERT_EQ(SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION), 1);
@@ -217,9 +182,7 @@ TEST_F(TlsTest, FreeingTheConnectionMidRequestIsSafe) {
         server.reset(); // the paused job and its wait ctx go; the request may still be in flight
     }
     // Let the device finish the abandoned requests.
-    for (int i = 0;
-         i < 100 &&
-         stat_of(stats(), "x25519", "completed") + stat_of(stats(), "ecdsa-sign", "completed") < 4;
+    for (int i = 0; i < 100 && counters("x25519").completed + counters("ecdsa-sign").completed < 4;
          ++i)
         usleep(10'000);
 }

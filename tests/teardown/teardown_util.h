@@ -10,6 +10,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +22,7 @@
 #include <openssl/async.h>
 #include <openssl/evp.h>
 
+#include "async_runner.h"
 #include "ossl_ptr.h"
 
 namespace simaccel::test::teardown {
@@ -44,57 +49,23 @@ inline std::vector<EVP_PKEY_CTX *> &abandoned_contexts() {
     return *v;
 }
 
-// One EVP_PKEY_sign of a SHA-256-sized digest inside an ASYNC job.
-struct SignJob {
+// One EVP_PKEY_sign of a SHA-256-sized digest inside an ASYNC job, driven by hand.
+struct SignJob final : SteppedJob {
     EVP_PKEY_CTX *pctx = nullptr; // owned by the caller, outlives the job
     unsigned char tbs[32] = {};
     unsigned char sig[128] = {};
     size_t siglen = 0;
     bool ok = false;
-    ASYNC_JOB *job = nullptr;
-    ASYNC_WAIT_CTX *wctx = nullptr;
 
-    static int main(void *arg) {
-        SignJob *self = *static_cast<SignJob **>(arg);
-        self->siglen = sizeof self->sig;
-        self->ok = EVP_PKEY_sign(self->pctx, self->sig, &self->siglen, self->tbs, sizeof self->tbs) == 1;
+    int body() noexcept override {
+        siglen = sizeof sig;
+        ok = EVP_PKEY_sign(pctx, sig, &siglen, tbs, sizeof tbs) == 1;
         return 1;
-    }
-    // ASYNC_PAUSE, ASYNC_FINISH, ...
-    int step() {
-        int ret = 0;
-        SignJob *self = this;
-        const int r = ASYNC_start_job(&job, wctx, &ret, &SignJob::main, &self, sizeof self);
-        if (r == ASYNC_FINISH)
-            job = nullptr;
-        return r;
-    }
-    // The wait fd the job published (or -1).
-    OSSL_ASYNC_FD fd() const {
-        size_t n = 0;
-        OSSL_ASYNC_FD f = -1;
-        if (!ASYNC_WAIT_CTX_get_all_fds(wctx, nullptr, &n) || n != 1 ||
-            !ASYNC_WAIT_CTX_get_all_fds(wctx, &f, &n))
-            return -1;
-        return f;
-    }
-    // Resumes until the job finishes (each resume after its fd is readable or 5 ms).
-    bool finish(std::chrono::milliseconds timeout) {
-        const auto until = Clock::now() + timeout;
-        while (job != nullptr && Clock::now() < until) {
-            pollfd p{fd(), POLLIN, 0};
-            if (p.fd >= 0)
-                (void)::poll(&p, 1, 5);
-            if (step() != ASYNC_PAUSE && job != nullptr)
-                return false;
-        }
-        return job == nullptr;
     }
     // Gives the paused job and the context its frame uses to the abandoned lists.
     void abandon(EvpPkeyCtxPtr ctx) {
-        abandoned_jobs().push_back(job);
+        abandoned_jobs().push_back(release());
         abandoned_contexts().push_back(ctx.release());
-        job = nullptr;
     }
 };
 
@@ -170,5 +141,72 @@ inline std::string fd_target(int fd) {
     const ssize_t n = readlink(path, buf, sizeof buf - 1);
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
+
+// The wait-ctx teardown of both front ends: signs paused in the device whose wait ctxs are freed,
+// each with a callback whose argument (a CallbackWitness) is freed at the same time, as a server
+// does when a connection dies mid-request.
+class FreedWaitCtxs {
+  public:
+    FreedWaitCtxs() = default;
+    FreedWaitCtxs(const FreedWaitCtxs &) = delete;
+    FreedWaitCtxs &operator=(const FreedWaitCtxs &) = delete;
+
+    // Starts `n` signs on contexts from `make_ctx`; each must pause (fatal failures: call under
+    // ASSERT_NO_FATAL_FAILURE).
+    void start(int n, const std::function<EvpPkeyCtxPtr()> &make_ctx) {
+        for (int i = 0; i < n; ++i) {
+            pctxs_.push_back(make_ctx());
+            ASSERT_TRUE(pctxs_.back()) << drain_errors();
+            auto j = std::make_unique<SignJob>();
+            j->pctx = pctxs_.back().get();
+            j->wctx = ASYNC_WAIT_CTX_new();
+            witnesses_.push_back(new CallbackWitness);
+            ASSERT_TRUE(ASYNC_WAIT_CTX_set_callback(j->wctx, witness_callback, witnesses_.back()));
+            ASSERT_EQ(j->step(), ASYNC_PAUSE) << "the sign did not pause: " << drain_errors();
+            wait_fds_.insert(j->fd());
+            jobs_.push_back(std::move(j));
+        }
+    }
+    // Frees every wait ctx and witness, abandons the paused jobs, then opens sentinels on the
+    // lowest free descriptors. Returns when the wait ctxs were freed.
+    Clock::time_point free_all() {
+        const auto t = Clock::now();
+        for (std::size_t i = 0; i < jobs_.size(); ++i) {
+            ASYNC_WAIT_CTX_free(jobs_[i]->wctx);
+            jobs_[i]->wctx = nullptr;
+            jobs_[i]->abandon(std::move(pctxs_[i]));
+        }
+        g_witness_freed.store(true, std::memory_order_release);
+        for (CallbackWitness *w : witnesses_)
+            delete w;
+        witnesses_.clear();
+        sentinels_.emplace(static_cast<int>(jobs_.size()));
+        return t;
+    }
+    // Once the requests have left the device: no callback reached a freed witness, no sentinel
+    // was written to, and each freed ctx's eventfd is closed (the operation lets go of it at
+    // completion; an abandoned job must not keep it) or its number went to a sentinel.
+    void check() const {
+        EXPECT_EQ(g_late_callbacks.load(), 0u) << "callback called for a freed wait ctx";
+        ASSERT_TRUE(sentinels_) << "free_all() first";
+        EXPECT_TRUE(sentinels_->untouched());
+        for (int fd : wait_fds_) {
+            std::string what = fd_target(fd);
+            for (int i = 0; i < 200 && !sentinels_->holds(fd) && !what.empty(); ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                what = fd_target(fd);
+            }
+            EXPECT_TRUE(sentinels_->holds(fd) || what.empty())
+                << "wait fd " << fd << " left open after its ctx was freed: '" << what << "'";
+        }
+    }
+
+  private:
+    std::vector<std::unique_ptr<SignJob>> jobs_;
+    std::vector<EvpPkeyCtxPtr> pctxs_;
+    std::vector<CallbackWitness *> witnesses_;
+    std::set<int> wait_fds_;
+    std::optional<Sentinels> sentinels_;
+};
 
 } // namespace simaccel::test::teardown

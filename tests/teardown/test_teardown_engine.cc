@@ -60,54 +60,20 @@ class EngineTeardown : public ::testing::Test {
 // is freed at the same time.
 TEST_F(EngineTeardown, WaitCtxFreedWhileInFlight) {
     constexpr int kJobs = 8;
-    std::vector<std::unique_ptr<SignJob>> jobs;
-    std::vector<EvpPkeyCtxPtr> pctxs;
-    std::vector<CallbackWitness *> witnesses;
-    std::set<int> wait_fds;
     const std::uint64_t done0 = completed();
-    for (int i = 0; i < kJobs; ++i) {
-        pctxs.emplace_back(EVP_PKEY_CTX_new_from_pkey(nullptr, key_.get(), nullptr));
-        ASSERT_TRUE(pctxs.back() && EVP_PKEY_sign_init(pctxs.back().get()) == 1);
-        auto j = std::make_unique<SignJob>();
-        j->pctx = pctxs.back().get();
-        j->wctx = ASYNC_WAIT_CTX_new();
-        witnesses.push_back(new CallbackWitness);
-        ASSERT_TRUE(ASYNC_WAIT_CTX_set_callback(j->wctx, witness_callback, witnesses.back()));
-        ASSERT_EQ(j->step(), ASYNC_PAUSE) << "the sign did not pause: " << drain_errors();
-        wait_fds.insert(j->fd());
-        jobs.push_back(std::move(j));
-    }
+    FreedWaitCtxs t;
+    ASSERT_NO_FATAL_FAILURE(t.start(kJobs, [&] {
+        EvpPkeyCtxPtr c(EVP_PKEY_CTX_new_from_pkey(nullptr, key_.get(), nullptr));
+        if (c && EVP_PKEY_sign_init(c.get()) != 1)
+            c.reset();
+        return c;
+    }));
     EXPECT_EQ(inflight(), kJobs);
-    const auto t_free = Clock::now();
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-        ASYNC_WAIT_CTX_free(jobs[i]->wctx);
-        jobs[i]->wctx = nullptr;
-        jobs[i]->abandon(std::move(pctxs[i]));
-    }
-    g_witness_freed.store(true, std::memory_order_release);
-    for (CallbackWitness *w : witnesses)
-        delete w;
-    Sentinels sentinels(kJobs);
-
+    const auto t_free = t.free_all();
     wait_device_idle(t_free, 2 * kLatencyTime);
     EXPECT_EQ(completed() - done0, static_cast<std::uint64_t>(kJobs))
         << "the requests did not complete after their wait ctx was freed";
-    EXPECT_EQ(g_late_callbacks.load(), 0u) << "callback called for a freed wait ctx";
-    EXPECT_TRUE(sentinels.untouched());
-    // A freed wait ctx's fd is either still open (an operation in the device holds it) or its
-    // number went to a sentinel, which the check above covers.
-    // Once its request has left the device, a freed ctx's eventfd is closed (the operation
-    // lets go of it at completion; an abandoned job must not keep it), or its number went to a
-    // sentinel, which the check above covers.
-    for (int fd : wait_fds) {
-        std::string what = fd_target(fd);
-        for (int i = 0; i < 200 && !sentinels.holds(fd) && !what.empty(); ++i) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-            what = fd_target(fd);
-        }
-        EXPECT_TRUE(sentinels.holds(fd) || what.empty())
-            << "wait fd " << fd << " left open after its ctx was freed: '" << what << "'";
-    }
+    t.check();
 }
 
 // --- SSL_free mid-handshake ---------------------------------------------------------------

@@ -92,49 +92,12 @@ TEST_F(ProviderTeardown, UnloadWhileInFlight) {
 }
 
 TEST_F(ProviderTeardown, WaitCtxFreedWhileInFlight) {
-    constexpr int kJobs = 8;
-    std::vector<std::unique_ptr<SignJob>> jobs;
-    std::vector<EvpPkeyCtxPtr> pctxs;
-    std::vector<CallbackWitness *> witnesses;
-    std::set<int> wait_fds;
-    for (int i = 0; i < kJobs; ++i) {
-        pctxs.push_back(sign_ctx());
-        ASSERT_TRUE(pctxs.back()) << drain_errors();
-        auto j = std::make_unique<SignJob>();
-        j->pctx = pctxs.back().get();
-        j->wctx = ASYNC_WAIT_CTX_new();
-        witnesses.push_back(new CallbackWitness);
-        ASSERT_TRUE(ASYNC_WAIT_CTX_set_callback(j->wctx, witness_callback, witnesses.back()));
-        ASSERT_EQ(j->step(), ASYNC_PAUSE) << drain_errors();
-        wait_fds.insert(j->fd());
-        jobs.push_back(std::move(j));
-    }
-    const auto t_free = Clock::now();
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-        ASYNC_WAIT_CTX_free(jobs[i]->wctx);
-        jobs[i]->wctx = nullptr;
-        jobs[i]->abandon(std::move(pctxs[i]));
-    }
-    g_witness_freed.store(true, std::memory_order_release);
-    for (CallbackWitness *w : witnesses)
-        delete w;
-    Sentinels sentinels(kJobs);
+    FreedWaitCtxs t;
+    ASSERT_NO_FATAL_FAILURE(t.start(8, [&] { return sign_ctx(); }));
+    const auto t_free = t.free_all();
     // No in-flight counter in the provider's public surface: wait out the latency generously.
     std::this_thread::sleep_until(t_free + 6 * kLatencyTime);
-    EXPECT_EQ(g_late_callbacks.load(), 0u) << "callback called for a freed wait ctx";
-    EXPECT_TRUE(sentinels.untouched());
-    // Once its request has left the device, a freed ctx's eventfd is closed (the operation
-    // lets go of it at completion; an abandoned job must not keep it), or its number went to a
-    // sentinel, which the check above covers.
-    for (int fd : wait_fds) {
-        std::string what = fd_target(fd);
-        for (int i = 0; i < 200 && !sentinels.holds(fd) && !what.empty(); ++i) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-            what = fd_target(fd);
-        }
-        EXPECT_TRUE(sentinels.holds(fd) || what.empty())
-            << "wait fd " << fd << " left open after its ctx was freed: '" << what << "'";
-    }
+    t.check();
 }
 
 } // namespace

@@ -16,6 +16,7 @@
 #include "frontend.h"
 #include "keys.h"
 #include "ossl_ptr.h"
+#include "simaccel/reasons.h"
 
 namespace simaccel::test::model {
 
@@ -57,7 +58,7 @@ struct ErrorEntry {
 // Takes every error off the calling thread's queue.
 std::vector<ErrorEntry> take_errors();
 // Whether `errs` holds simaccel reason `reason` raised by the engine's own error library.
-bool has_simaccel_reason(const std::vector<ErrorEntry> &errs, int reason);
+bool has_simaccel_reason(const std::vector<ErrorEntry> &errs, Reason reason);
 std::string to_string(const std::vector<ErrorEntry> &errs);
 
 // --- the operation -------------------------------------------------------------------------

@@ -77,6 +77,11 @@ std::string case_name(const Case &c) {
     return (c.op == Op::kEcdh ? "Ecdh" : "Ecdsa") + g + op_name(c.op);
 }
 
+// How gtest prints a Case parameter: as in the test's name.
+void PrintTo(const Case &c, std::ostream *os) {
+    *os << case_name(c);
+}
+
 const char *ec_digest(const char *group) {
     std::string_view g(group);
     return g == "P-256" ? "SHA256" : g == "P-384" ? "SHA384" : "SHA512";

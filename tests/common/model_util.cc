@@ -1,6 +1,8 @@
 // The model tests' job pool, ctrl wrappers, histogram reader and signer (see model_util.h).
 #include "model_util.h"
 
+#include "async_runner.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -54,15 +56,9 @@ bool engine_reset_stats() {
 }
 
 std::optional<Json> engine_stats_with_histograms() {
-    ENGINE *e = engine();
-    char *text = nullptr;
-    if (!e || !ENGINE_ctrl_cmd(e, "GET_STATS", 1, &text, nullptr, 0) || text == nullptr) {
-        OPENSSL_free(text);
-        return std::nullopt;
-    }
-    auto doc = Json::parse(text);
-    OPENSSL_free(text);
-    return doc;
+    std::string err;
+    auto text = engine_stats_text(engine(), true, &err);
+    return text ? Json::parse(*text) : std::nullopt;
 }
 
 // --- histograms ----------------------------------------------------------------------------
@@ -153,11 +149,12 @@ std::vector<ErrorEntry> take_errors() {
     return out;
 }
 
-bool has_simaccel_reason(const std::vector<ErrorEntry> &errs, int reason) {
+bool has_simaccel_reason(const std::vector<ErrorEntry> &errs, Reason reason) {
     // The engine registers its own library, named "simaccel engine routines": matching the
     // name (not just the number) proves the strings are loaded and the reason is ours.
     return std::any_of(errs.begin(), errs.end(), [reason](const ErrorEntry &e) {
-        return e.reason == reason && e.lib_name.find("simaccel") != std::string::npos;
+        return e.reason == static_cast<int>(reason) &&
+               e.lib_name.find("simaccel") != std::string::npos;
     });
 }
 
@@ -220,37 +217,31 @@ bool Signer::check(const Bytes &sig) const {
 
 namespace {
 
-struct Job {
+struct Job final : SteppedJob {
     std::size_t index = 0;
-    const JobBody *body = nullptr;
+    const JobBody *fn = nullptr;
     WaitCtxPtr ctx;
-    ASYNC_JOB *job = nullptr;
     bool started = false;
     bool done = false;
     OSSL_ASYNC_FD fd = -1;
-};
 
-int job_main(void *arg) {
-    Job *j = *static_cast<Job **>(arg);
-    (*j->body)(j->index);
-    return 1;
-}
+    int body() noexcept override {
+        (*fn)(index);
+        return 1;
+    }
+};
 
 // Starts or resumes one job; returns false when it could not (pool exhausted: retry later).
 [[nodiscard]] bool step(Job &j, PoolReport &rep) {
-    int ret = 0;
-    Job *self = &j;
-    switch (ASYNC_start_job(&j.job, j.ctx.get(), &ret, job_main, &self, sizeof self)) {
+    switch (j.step()) {
     case ASYNC_FINISH:
         j.done = true;
-        j.job = nullptr;
         ++rep.finished;
         return true;
     case ASYNC_NO_JOBS:
         return false;
     case ASYNC_ERR:
         j.done = true; // counted as not finished
-        j.job = nullptr;
         ERR_clear_error();
         return true;
     case ASYNC_PAUSE:
@@ -276,8 +267,9 @@ PoolReport run_jobs(std::size_t jobs, const JobBody &body, const PoolOptions &op
     for (std::size_t i = 0; i < jobs; ++i) {
         auto j = std::make_unique<Job>();
         j->index = i;
-        j->body = &body;
+        j->fn = &body;
         j->ctx.reset(ASYNC_WAIT_CTX_new());
+        j->wctx = j->ctx.get();
         if (!j->ctx)
             return rep;
         pool.push_back(std::move(j));

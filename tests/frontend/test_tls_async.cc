@@ -37,6 +37,20 @@ struct Variant {
     const char *group; // ECDHE group
 };
 
+// "Tls13_EcdsaP256_P384": the test name's part, and how gtest prints the parameter.
+std::string variant_name(const Variant &v) {
+    std::string n = v.version == TLS1_2_VERSION ? "Tls12" : "Tls13";
+    n += v.cert == Cert::kRsa2048 ? "_Rsa2048" : "_EcdsaP256";
+    n += std::string("_") + (v.group[2] == '2' ? "P256" : "P384");
+    return n;
+}
+void PrintTo(const Variant &v, std::ostream *os) {
+    *os << variant_name(v);
+}
+void PrintTo(Wake w, std::ostream *os) {
+    *os << (w == Wake::kCallback ? "callback" : "fd");
+}
+
 constexpr std::size_t kConnections = 32;
 constexpr std::size_t kMessage = 64;
 
@@ -382,12 +396,8 @@ std::vector<Variant> variants() {
 INSTANTIATE_TEST_SUITE_P(
     All, TlsAsync, ::testing::Combine(::testing::ValuesIn(variants()), ::testing::Values(Wake::kCallback, Wake::kFd)),
     [](const ::testing::TestParamInfo<TlsAsync::ParamType> &p) {
-        const Variant &v = std::get<0>(p.param);
-        std::string n = v.version == TLS1_2_VERSION ? "Tls12" : "Tls13";
-        n += v.cert == Cert::kRsa2048 ? "_Rsa2048" : "_EcdsaP256";
-        n += std::string("_") + (v.group[2] == '2' ? "P256" : "P384");
-        n += std::get<1>(p.param) == Wake::kCallback ? "_Callback" : "_Fd";
-        return n;
+        return variant_name(std::get<0>(p.param)) +
+               (std::get<1>(p.param) == Wake::kCallback ? "_Callback" : "_Fd");
     });
 
 } // namespace

@@ -20,6 +20,18 @@ namespace {
 
 enum class Scenario { kQueueDepth1, kFaultBusy };
 enum class KeyKind { kRsa2048, kP256 };
+const char *name(Scenario s) {
+    return s == Scenario::kQueueDepth1 ? "QueueDepth1" : "FaultBusy";
+}
+const char *name(KeyKind k) {
+    return k == KeyKind::kRsa2048 ? "Rsa2048" : "P256";
+}
+void PrintTo(Scenario s, std::ostream *os) {
+    *os << name(s);
+}
+void PrintTo(KeyKind k, std::ostream *os) {
+    *os << name(k);
+}
 
 // One signature through simaccel, verified afterwards by stock OpenSSL.
 class SignTask final : public Task {
@@ -162,16 +174,14 @@ std::vector<Eagain::ParamType> params() {
     return v;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    All, Eagain,
-    ::testing::ValuesIn(params()),
-    [](const ::testing::TestParamInfo<Eagain::ParamType> &p) {
-        std::string s = std::get<0>(p.param) == Scenario::kQueueDepth1 ? "QueueDepth1" : "FaultBusy";
-        s += std::get<1>(p.param) == KeyKind::kRsa2048 ? "_Rsa2048_" : "_P256_";
-        std::string m = mode_name(std::get<2>(p.param));
-        m[0] = static_cast<char>(std::toupper(m[0]));
-        return s + m;
-    });
+INSTANTIATE_TEST_SUITE_P(All, Eagain, ::testing::ValuesIn(params()),
+                         [](const ::testing::TestParamInfo<Eagain::ParamType> &p) {
+                             std::string s = std::string(name(std::get<0>(p.param))) + "_" +
+                                             name(std::get<1>(p.param)) + "_";
+                             std::string m = mode_name(std::get<2>(p.param));
+                             m[0] = static_cast<char>(std::toupper(m[0]));
+                             return s + m;
+                         });
 
 } // namespace
 } // namespace simaccel::test
