@@ -1,4 +1,4 @@
-// The async bridge (see bridge.h and DESIGN.md §5).
+// The async bridge (see bridge.h and docs/contract.md §1–§11).
 #include "simaccel/bridge.h"
 
 #include <openssl/async.h>
@@ -34,10 +34,10 @@ struct CapturedErrors {
     std::vector<Entry> entries;
 };
 
-// One eventfd per ASYNC_WAIT_CTX, stable for the ctx's life (DESIGN.md §5.1). Reference counted:
+// One eventfd per ASYNC_WAIT_CTX, stable for the ctx's life (contract.md §1). Reference counted:
 // the wait ctx holds one (dropped by its cleanup callback), every Operation that used it holds
 // one. So a completion that arrives after the application freed the wait ctx writes to a still
-// open, orphaned eventfd, never to a closed or reused descriptor (§5.7).
+// open, orphaned eventfd, never to a closed or reused descriptor (contract.md §7).
 struct WaitFd {
     explicit WaitFd(int f) noexcept : fd(f) {}
     int fd;
@@ -77,6 +77,7 @@ struct BridgeAccess {
     static WaitFd *&wait_fd(Operation &op) noexcept { return op.wait_fd_; }
     static int (*&cb(Operation &op) noexcept)(void *) { return op.async_cb_; }
     static void *&cb_arg(Operation &op) noexcept { return op.async_cb_arg_; }
+    static std::atomic<bool> &delivered(Operation &op) noexcept { return op.delivered_; }
     static CapturedErrors *&errors(Operation &op) noexcept { return op.errors_; }
 };
 
@@ -190,6 +191,10 @@ void op_complete(Request *r) noexcept {
     Operation &op = BridgeAccess::op(r);
     WaitFd *w = BridgeAccess::wait_fd(op);
     auto cb = BridgeAccess::cb(op);
+    // release: the job that sees it (acquire) finds the fd write done and the status final. Set
+    // before the callback, which may be what resumes the job. The device's reference keeps `op`
+    // alive to the end of this function even if the job returns at once.
+    BridgeAccess::delivered(op).store(true, std::memory_order_release);
     if (w && cb) {
         std::lock_guard lock(w->mu);
         if (w->ctx_alive)
@@ -275,7 +280,7 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         return run_inline(op);
     }
 
-    // DESIGN.md §5.2: no job, or no wait ctx -> synchronous.
+    // contract.md §2: no job, or no wait ctx -> synchronous.
     ASYNC_JOB *job = ASYNC_get_current_job();
     ASYNC_WAIT_CTX *ctx = job ? ASYNC_get_wait_ctx(job) : nullptr;
     WaitFd *w = BridgeAccess::wait_fd(op);
@@ -328,6 +333,7 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         if (w && retries)
             w->drain(); // our own EAGAIN wake-up must not count for the resubmission
         r.rearm();
+        BridgeAccess::delivered(op).store(false, std::memory_order_relaxed); // try_submit publishes
         // Status is sticky in OpenSSL: set it on every submission, and before the request can
         // complete, since a callback may read it on the device thread.
         set_status(ctx, ASYNC_STATUS_OK);
@@ -338,7 +344,7 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         op.unref(); // not taken; the caller's reference keeps `op` alive
         if (s == Submit::kDown)
             return fallback(Reason::kDeviceDown, "device down");
-        // Busy (ring full or fault-busy): DESIGN.md §5.3.
+        // Busy (ring full or fault-busy): contract.md §3.
         if (pol.max_retries && retries >= pol.max_retries) {
             char what[96];
             std::snprintf(what, sizeof what, "device busy, gave up after %u retries (max-retries=%u)",
@@ -359,15 +365,19 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         }
     }
 
-    // DESIGN.md §5.5: resumes without completion are normal.
+    // contract.md §5: resumes without completion are normal.
     Status s;
     if (ctx) {
         // At least one pause, even if the request is already done (its fd is then already
-        // readable and the resume immediate): see FreshFd, and QAT_Engine does the same.
+        // readable and the resume immediate): see FreshFd, and QAT_Engine does the same. Done
+        // means delivered, not only a final status: the device publishes the status before it
+        // writes the fd, and a job that returned in between would leave that write behind,
+        // unread, to wake the application for nothing later.
         do {
             ASYNC_pause_job();
             fresh.reported();
-        } while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending);
+        } while (!BridgeAccess::delivered(op).load(std::memory_order_acquire));
+        s = r.status.load(std::memory_order_acquire);
         w->drain();
     } else {
         while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending)

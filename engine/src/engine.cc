@@ -2,12 +2,12 @@
 //
 // The engine registers an RSA_METHOD and an EC_KEY_METHOD (rsa_ops.cc, ec_ops.cc) and nothing
 // else: no pkey methods (they break TLS RSA padding in OpenSSL 3.0), no ciphers or digests
-// (DESIGN.md §5 rule 10). The device it drives lives in libsimaccel-core and is shared with the
+// (contract.md §10). The device it drives lives in libsimaccel-core and is shared with the
 // provider, so init and finish leave the device alone.
 //
 // Control commands (all listed, with descriptions, by `openssl engine -vvv simaccel`):
 //
-//   <KEY>                       One per configuration key of DESIGN.md §3, the key in
+//   <KEY>                       One per configuration key of docs/config.md, the key in
 //                               UPPER_SNAKE (`queue-depth` -> QUEUE_DEPTH), string input:
 //                               ENGINE_ctrl_cmd_string(e, "QUEUE_DEPTH", "64", 0), or
 //                               `QUEUE_DEPTH = 64` in the engine's openssl.cnf section, or
@@ -30,7 +30,7 @@
 //                               *(long *)p when p is non-NULL
 //                               (long n; ENGINE_ctrl_cmd(e, "POLL_COUNT", 0, &n, NULL, 0)).
 //                               Returns 1: a count of 0 is an answer, not a failure.
-//   GET_STATS                   No input. The stats JSON of DESIGN.md §4. With p non-NULL,
+//   GET_STATS                   No input. The stats JSON of contract.md §13. With p non-NULL,
 //                               p is a `char **` that receives an OPENSSL_strdup'd copy the
 //                               caller frees with OPENSSL_free:
 //                                   char *json = NULL;

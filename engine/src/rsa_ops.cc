@@ -9,7 +9,7 @@
 // BN_mod_exp_mont path is preserved), so nothing recurses into the offload.
 //
 // No rsa_sign / rsa_verify and no pkey methods: RSA_sign then falls back to
-// RSA_private_encrypt, and libssl's padding choices stay OpenSSL's (DESIGN.md §5 rule 10).
+// RSA_private_encrypt, and libssl's padding choices stay OpenSSL's (contract.md §10).
 
 #include <openssl/err.h>
 #include <openssl/rsa.h>

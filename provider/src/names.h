@@ -7,7 +7,7 @@
 
 namespace simaccel::provider {
 
-// The property every algorithm of ours carries (DESIGN.md §2); users select us with
+// The property every algorithm of ours carries (contract.md §12); users select us with
 // `default_properties = ?provider=simaccel`.
 inline constexpr char kProperty[] = "provider=simaccel";
 

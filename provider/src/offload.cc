@@ -57,7 +57,7 @@ class Buffer {
 // One offloaded call. It owns everything compute() touches - a duplicate of the caller's
 // algorithm context, a copy of the input, its own output buffer - because the application may
 // free its SSL, and with it the original context, while the request is still in the device
-// (DESIGN.md §5 rule 7). Working on a duplicate also leaves the caller's context as the default
+// (contract.md §7). Working on a duplicate also leaves the caller's context as the default
 // provider would have left it after a size query.
 class OffloadRequest final : public Operation {
   public:
@@ -121,7 +121,7 @@ class OffloadRequest final : public Operation {
 
 int offload(const Slot &slot, Entry e, void *vctx, unsigned char *out, size_t *outlen,
             size_t outsize, const unsigned char *in, size_t inlen) noexcept {
-    // Size queries are never offloaded (DESIGN.md §5 rule 2); nor is anything the default
+    // Size queries are never offloaded (contract.md §2); nor is anything the default
     // provider cannot duplicate (every algorithm we wrap can in OpenSSL 3.0 and later).
     if (out == nullptr || slot.dupctx == nullptr || slot.freectx == nullptr)
         return call_entry(slot, e, vctx, out, outlen, outsize, in, inlen);

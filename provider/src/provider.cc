@@ -1,5 +1,5 @@
 // OSSL_provider_init and the provider-level entries of simaccel: a pass-through over the default
-// provider (DESIGN.md §5 rule 11), loaded in a private library context, whose expensive entries
+// provider (contract.md §11), loaded in a private library context, whose expensive entries
 // run on the simulated device.
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
@@ -31,7 +31,7 @@ namespace {
 
 constexpr char kProviderName[] = "simaccel";
 constexpr char kBuildInfo[] = "simaccel " SIMACCEL_VERSION ", built with " OPENSSL_VERSION_TEXT;
-// The gettable provider parameter with the device statistics (DESIGN.md §4).
+// The gettable provider parameter with the device statistics (contract.md §13).
 constexpr char kStatsParam[] = "simaccel-stats";
 
 const OSSL_PARAM *gettable_params(void *) noexcept {

@@ -182,7 +182,7 @@ void CompletionEngine::deliver_batch(std::vector<Request *> &batch) noexcept {
         return;
     }
     // Publish every status, then one submission writes every eventfd; on_complete runs when the
-    // write's completion arrives, so the callback never precedes the fd signal (DESIGN.md §5.4).
+    // write's completion arrives, so the callback never precedes the fd signal (contract.md §4).
     io_uring &ring = uring_->ring;
     for (Request *r : batch) {
         const Status s = core_.retire(r, Status::kOk);

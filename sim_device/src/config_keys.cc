@@ -1,4 +1,4 @@
-// The configuration key table (DESIGN.md §3): every key is one row of kSpecs; the public
+// The configuration key table (docs/config.md): every key is one row of kSpecs; the public
 // ConfigKey table, the engine ctrl names, the provider keys, SIMACCEL_OPTS and docs/config.md
 // (tools/config_doc.cc) are all derived from it.
 #include <algorithm>

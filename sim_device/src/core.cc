@@ -273,7 +273,7 @@ void Core::worker_main(unsigned index) noexcept {
     if (held_buf_)
         held.reqs = held_buf_.get() + std::size_t{index} * held_stride();
     for (;;) {
-        // Fork quiescence (DESIGN.md §5.9): seq_cst pair with quiesce(): either it sees us busy
+        // Fork quiescence (contract.md §9): seq_cst pair with quiesce(): either it sees us busy
         // and waits, or we see the flag and stay out of OpenSSL until resume().
         busy.store(true, std::memory_order_seq_cst);
         if (quiescing_.load(std::memory_order_seq_cst)) {
@@ -367,7 +367,7 @@ void Core::execute(Request *r, detail::Rng &rng, Held &held) noexcept {
     if (current && !r->fault_error && r->execute)
         r->work_ok = r->execute(r, r->fault_corrupt);
     const std::uint64_t t_done = monotonic_ns();
-    // DESIGN.md §3: complete at max(compute done, entered service + sampled latency).
+    // docs/config.md: complete at max(compute done, entered service + sampled latency).
     std::uint64_t deadline = entered_service + sample_latency(model->latency[index_of(r->op)], rng);
     if (r->fault_stall)
         deadline = std::max(deadline, t_done) + model->fault_stall.delay_ns;

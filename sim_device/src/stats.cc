@@ -1,4 +1,4 @@
-// Stats counters, the latency histogram, the stats JSON (DESIGN.md §4) and the device's stats
+// Stats counters, the latency histogram, the stats JSON (contract.md §13) and the device's stats
 // output (Device::stats_json, reset_stats, write_stats_file).
 #include "simaccel/stats.h"
 
@@ -126,7 +126,7 @@ std::string Stats::to_json(const Config &cfg, unsigned workers, std::uint64_t in
     for (std::size_t i = 0; i < kNumOpClasses; ++i) {
         const OpStats &s = ops_[i];
         const auto r = [](const std::atomic<std::uint64_t> &a) { return a.load(std::memory_order_relaxed); };
-        // Classes never used are left out, except that the list is never empty.
+        // Classes never used are left out: before any work "ops" is {}.
         if (r(s.submitted) + r(s.busy) + r(s.fallback) + r(s.inline_sw) + r(s.failed) == 0)
             continue;
         if (!first)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `openssl engine -vvv simaccel` lists every configuration key (DESIGN.md §3), every device
-# command (§4) and QAT_Engine's messages (docs/qat-compat.md) as a ctrl, each with a description.
+# `openssl engine -vvv simaccel` lists every configuration key (docs/config.md), every device
+# command (contract.md §13) and QAT_Engine's messages (docs/qat-compat.md) as a ctrl, each with a description.
 source "$(dirname "$0")/lib.sh"
 require_engine
 
@@ -12,7 +12,7 @@ expected=(
     LATENCY_RSA_PRIV LATENCY_RSA_PUB LATENCY_ECDSA_SIGN LATENCY_ECDSA_VERIFY LATENCY_ECDH
     LATENCY_X25519 LATENCY_X448 LATENCY_ED25519 LATENCY_ED448 LATENCY_NULL
     POLL_MODE OFFLOAD FAULT_BUSY FAULT_ERROR FAULT_STALL FAULT_CORRUPT FAULT_SEED
-    VERIFY SW_FALLBACK MAX_RETRIES RESET_DOWNTIME STATS_FILE LOG
+    VERIFY SW_FALLBACK MAX_RETRIES RESET_DOWNTIME STATS_FILE LOG COMPLETION_ENGINE
     GET_STATS RESET_STATS DEVICE_RESET GET_INFLIGHT_COUNT POLL_COUNT
     ENABLE_EXTERNAL_POLLING POLL SET_INSTANCE_FOR_THREAD GET_NUM_OP_RETRIES SET_MAX_RETRY_COUNT
     SET_INTERNAL_POLL_INTERVAL GET_EXTERNAL_POLLING_FD ENABLE_EVENT_DRIVEN_POLLING_MODE

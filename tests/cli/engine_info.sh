@@ -19,7 +19,7 @@ out=$(run "$OPENSSL" engine -t -c simaccel 2>&1) || fail "openssl engine failed:
 printf '%s\n' "$out"
 grep -q '^(simaccel)' <<<"$out" || fail "no '(simaccel)' line"
 # `-c` lists RSA/DSA/DH/RAND, ciphers, digests and pkey methods; the engine registers an
-# EC_KEY_METHOD (not listed by the 3.x app) and deliberately no pkey methods (DESIGN.md §5.10).
+# EC_KEY_METHOD (not listed by the 3.x app) and deliberately no pkey methods (contract.md §10).
 grep -Eq '^ \[(.*, )?RSA(, .*)?\]$' <<<"$out" || fail "capabilities do not list RSA"
 grep -q '\[ available \]' <<<"$out" || fail "engine not '[ available ]'"
 # (EC is exercised through the engine by pkeyutl.sh and tls.sh (argument engine), with stats.)

@@ -210,7 +210,7 @@ class Runner {
         }
         s.state = Slot::State::kPaused;
         ++rep_->pauses;
-        // Rule 1: exactly one stable fd per wait ctx, also when a callback is set.
+        // contract.md §1: exactly one stable fd per wait ctx, also when a callback is set.
         size_t n = 0;
         ASYNC_WAIT_CTX_get_all_fds(s.ctx.get(), nullptr, &n);
         OSSL_ASYNC_FD fd = -1;
@@ -226,7 +226,7 @@ class Runner {
         if (n == 1)
             s.fd = fd;
         if (mode_ == Mode::kFd && ASYNC_WAIT_CTX_get_status(s.ctx.get()) == ASYNC_STATUS_EAGAIN) {
-            // Rule 3: on EAGAIN the fd is made readable before the job pauses.
+            // contract.md §3: on EAGAIN the fd is made readable before the job pauses.
             ++rep_->eagain_pauses;
             if (n == 1 && fd_readable(fd, 0))
                 ++rep_->eagain_fd_ready;
@@ -299,7 +299,7 @@ class Runner {
 
     // The completion callback runs on a device thread after the result is published, so a job
     // can finish before its callback has returned. Wait for the expected completion callbacks
-    // before the wait ctxs are freed; a missing one is a contract breach (rule 4).
+    // before the wait ctxs are freed; a missing one is a contract breach (contract.md §4).
     void quiesce_callbacks() {
         const auto until = Clock::now() + std::chrono::seconds(5);
         for (auto &s : slots_) {

@@ -2,7 +2,7 @@
 // place that calls ASYNC_start_job. run_tasks runs a batch of operations the three ways an
 // application drives simaccel: synchronously (no ASYNC job), as many ASYNC jobs on one thread
 // woken through their wait fds (poll(), as `openssl speed -async_jobs` does), or as jobs woken by
-// the ASYNC_WAIT_CTX callback, and records every breach of the async contract (DESIGN.md §5) it
+// the ASYNC_WAIT_CTX callback, and records every breach of the async contract (docs/contract.md) it
 // can observe from the outside. (model_util.h's run_jobs is the measuring variant.)
 #pragma once
 

@@ -81,7 +81,7 @@ class ProviderFrontend final : public Frontend {
     // there is no run-time setter in the public provider API.
     bool set_config(std::string_view, std::string_view) override { return false; }
     bool can_set_config() const noexcept override { return false; }
-    // DESIGN.md §5.11: the provider wraps the expensive (private-key) entries only.
+    // contract.md §11: the provider wraps the expensive (private-key) entries only.
     bool offloads(std::string_view op_class) const noexcept override;
     OSSL_PROVIDER *provider() const noexcept { return simaccel_; }
 

@@ -1,4 +1,4 @@
-// A small JSON reader for the stats text (DESIGN.md §4): enough to look counters up by name
+// A small JSON reader for the stats text (contract.md §13): enough to look counters up by name
 // without depending on how the document nests them.
 #pragma once
 

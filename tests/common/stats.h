@@ -1,4 +1,4 @@
-// The one reader of the device's stats JSON (DESIGN.md §4) for every test: the text as each
+// The one reader of the device's stats JSON (contract.md §13) for every test: the text as each
 // front end hands it out, and its counters and configuration looked up by name.
 #pragma once
 
@@ -20,7 +20,7 @@ std::optional<std::string> engine_stats_text(ENGINE *e, bool histograms, std::st
 // The provider's "simaccel-stats" parameter; nullopt with a reason in *err.
 std::optional<std::string> provider_stats_text(OSSL_PROVIDER *p, std::string *err);
 
-// The per op class counters of the stats JSON (DESIGN.md §4). Missing fields read as 0.
+// The per op class counters of the stats JSON (contract.md §13). Missing fields read as 0.
 struct OpCounters {
     std::uint64_t submitted = 0, completed = 0, failed = 0, busy = 0, retried = 0, fallback = 0,
                   inline_sw = 0;

@@ -1,4 +1,4 @@
-// Fork (DESIGN.md §5 rule 9) through the ENGINE: a parent, a child and a grandchild each use the
+// Fork (contract.md §9) through the ENGINE: a parent, a child and a grandchild each use the
 // engine (synchronously and from ASYNC jobs) with results checked by stock OpenSSL, each
 // starting with a clean device; and a fork while the parent has requests in flight, after which
 // the parent's requests still complete in the parent and the child starts with none.
@@ -147,10 +147,9 @@ TEST_F(Fork, ForkWithRequestsInFlight) {
     }
     ASSERT_EQ(model::engine_inflight(), kJobs);
     // Fork once the workers have computed the requests (they now wait out the latency in the
-    // completion engine, still in flight). Forking while a device thread is inside malloc or
-    // holds an OpenSSL lock can leave that lock held for good in the child: GCC 12's ASan
-    // allocator has no fork handler at all, and the device's atfork prepare does not yet park
-    // its threads (docs/reliability.md, known limits).
+    // completion engine, still in flight): this test is about requests in flight across a fork,
+    // not about the atfork quiesce that keeps a computing worker out of malloc and OpenSSL's
+    // locks at the fork (contract.md §9; docs/reliability.md, known limits).
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
     ASSERT_EQ(model::engine_inflight(), kJobs) << "latency fixed:100ms: still in the device";
 

@@ -141,7 +141,7 @@ TEST_P(Eagain, ResubmitsAndCompletes) {
 
     if (mode == Mode::kFd) {
         EXPECT_GT(rep.eagain_pauses, 0u) << "no pause ever showed ASYNC_STATUS_EAGAIN";
-        // Rule 3: the bridge makes the fd readable before it pauses on EAGAIN.
+        // contract.md §3: the bridge makes the fd readable before it pauses on EAGAIN.
         EXPECT_EQ(rep.eagain_fd_ready, rep.eagain_pauses)
             << "EAGAIN pauses whose wait fd was not readable at once";
     } else if (mode == Mode::kCallback) {

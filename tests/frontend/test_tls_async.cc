@@ -162,7 +162,7 @@ class TlsAsync : public ::testing::TestWithParam<std::tuple<Variant, Wake>> {
         }
     }
 
-    // Rule 1 seen through libssl: one stable async fd per connection, in both wake modes.
+    // contract.md §1 seen through libssl: one stable async fd per connection, in both wake modes.
     static void track_fds(Endpoint &ep, Wake) {
         size_t nadd = 0, ndel = 0;
         if (SSL_get_changed_async_fds(ep.ssl.get(), nullptr, &nadd, nullptr, &ndel) && (nadd || ndel)) {

@@ -147,7 +147,7 @@ TEST_F(TlsTest, Tls13AsyncHandshakeOffloadsSignatureAndKeyExchange) {
 }
 
 // Freeing the SSL while its request is still in the device (HAProxy/nginx teardown) must leave
-// nothing for the late completion to write into (DESIGN.md §5 rule 7). Run under ASan to see it.
+// nothing for the late completion to write into (contract.md §7). Run under ASan to see it.
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
 // SSL_free with a paused job frees neither the job nor its 32 KB stack, nor what is on it (our

@@ -1,4 +1,4 @@
-// Teardown with requests in the device (DESIGN.md §5 rule 7), through the ENGINE: the
+// Teardown with requests in the device (contract.md §7), through the ENGINE: the
 // application frees its wait ctx, its SSL mid-handshake, or its last ENGINE reference while
 // requests it submitted are still being served (latency fixed:50ms). Nothing crashes (ASan in
 // CI), nothing leaks (LSan at exit), no callback reaches freed application memory, and the late

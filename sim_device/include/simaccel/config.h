@@ -1,4 +1,4 @@
-// The configuration of the simulated device and of the bridge: one key table (DESIGN.md §3)
+// The configuration of the simulated device and of the bridge: one key table (docs/config.md)
 // from which the engine ctrl commands, the provider's config keys, SIMACCEL_OPTS and
 // docs/config.md are all derived.
 #pragma once

@@ -186,8 +186,8 @@ class Device {
     // Never blocks, never allocates (except the first call, which starts the threads).
     [[nodiscard]] Submit try_submit(Request *req) noexcept;
 
-    // poll-mode external / coalesce: delivers every completion that is ready now, on the calling
-    // thread. Returns how many. In event mode returns 0.
+    // poll-mode external: delivers every held completion on the calling thread and returns how
+    // many. Other modes deliver by themselves (coalesce on its own timer): returns 0.
     unsigned poll() noexcept;
 
     // DEVICE_RESET: every request in flight fails with kReset, and for `reset-downtime`

@@ -54,7 +54,7 @@ class Stats {
     const OpStats &op(OpClass c) const noexcept { return ops_[index_of(c)]; }
 
     void reset() noexcept;
-    // DESIGN.md §4. `histograms` adds each class's latency buckets.
+    // contract.md §13. `histograms` adds each class's latency buckets.
     std::string to_json(const Config &cfg, unsigned workers, std::uint64_t inflight,
                         std::uint64_t max_inflight, bool histograms = false) const;
 
