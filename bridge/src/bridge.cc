@@ -77,7 +77,6 @@ struct BridgeAccess {
     static WaitFd *&wait_fd(Operation &op) noexcept { return op.wait_fd_; }
     static int (*&cb(Operation &op) noexcept)(void *) { return op.async_cb_; }
     static void *&cb_arg(Operation &op) noexcept { return op.async_cb_arg_; }
-    static std::atomic<bool> &delivered(Operation &op) noexcept { return op.delivered_; }
     static CapturedErrors *&errors(Operation &op) noexcept { return op.errors_; }
 };
 
@@ -191,10 +190,6 @@ void op_complete(Request *r) noexcept {
     Operation &op = BridgeAccess::op(r);
     WaitFd *w = BridgeAccess::wait_fd(op);
     auto cb = BridgeAccess::cb(op);
-    // release: the job that sees it (acquire) finds the fd write done and the status final. Set
-    // before the callback, which may be what resumes the job. The device's reference keeps `op`
-    // alive to the end of this function even if the job returns at once.
-    BridgeAccess::delivered(op).store(true, std::memory_order_release);
     if (w && cb) {
         std::lock_guard lock(w->mu);
         if (w->ctx_alive)
@@ -333,7 +328,6 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         if (w && retries)
             w->drain(); // our own EAGAIN wake-up must not count for the resubmission
         r.rearm();
-        BridgeAccess::delivered(op).store(false, std::memory_order_relaxed); // try_submit publishes
         // Status is sticky in OpenSSL: set it on every submission, and before the request can
         // complete, since a callback may read it on the device thread.
         set_status(ctx, ASYNC_STATUS_OK);
@@ -369,15 +363,11 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
     Status s;
     if (ctx) {
         // At least one pause, even if the request is already done (its fd is then already
-        // readable and the resume immediate): see FreshFd, and QAT_Engine does the same. Done
-        // means delivered, not only a final status: the device publishes the status before it
-        // writes the fd, and a job that returned in between would leave that write behind,
-        // unread, to wake the application for nothing later.
+        // readable and the resume immediate): see FreshFd, and QAT_Engine does the same.
         do {
             ASYNC_pause_job();
             fresh.reported();
-        } while (!BridgeAccess::delivered(op).load(std::memory_order_acquire));
-        s = r.status.load(std::memory_order_acquire);
+        } while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending);
         w->drain();
     } else {
         while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending)

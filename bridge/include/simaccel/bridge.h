@@ -1,8 +1,8 @@
 // The bridge: the one submit -> pause -> resume routine used by the engine and the provider.
 // It follows the async contract (docs/contract.md §1–§11): inside an ASYNC job it submits to the
-// device, publishes one stable eventfd per ASYNC_WAIT_CTX, sets the wait-ctx status, pauses until the
-// device has completed (EAGAIN -> pause and resubmit), and re-raises the worker's errors on the
-// caller's thread; outside a job it blocks without spinning.
+// device, publishes one stable eventfd per ASYNC_WAIT_CTX, sets the wait-ctx status, pauses until
+// the device has completed (EAGAIN -> pause and resubmit), and re-raises the worker's errors on
+// the caller's thread; outside a job it blocks without spinning.
 #pragma once
 
 #include <atomic>
@@ -59,9 +59,6 @@ class Operation {
     friend struct BridgeAccess;
     Request req_;
     std::atomic<int> refs_{1};
-    // Set by the device's completion callback, which runs after the request's eventfd write has
-    // landed: a job that returns only once it is set drains that write (contract.md §5).
-    std::atomic<bool> delivered_{false};
     struct WaitFd *wait_fd_ = nullptr; // held while the device has the request
     int (*async_cb_)(void *) = nullptr; // ASYNC_callback_fn
     void *async_cb_arg_ = nullptr;
