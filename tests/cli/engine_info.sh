@@ -11,7 +11,7 @@ case ${SIMACCEL_SANITIZER_RT:-} in
 *) sym= ;;
 esac
 if [[ -n $sym ]]; then
-    nm -D "$OPENSSL_ENGINES/simaccel.so" | grep -qw "$sym" || fail "engine not instrumented: no $sym"
+    nm -D "$OPENSSL_ENGINES/simaccel.so" | grep -w "$sym" >/dev/null || fail "engine not instrumented: no $sym"
     say "engine instrumented ($sym)"
 fi
 
