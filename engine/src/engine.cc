@@ -417,41 +417,12 @@ int set_config_value(std::string_view key, const char *value) noexcept {
 
 const ErrorReporter &error_reporter() noexcept { return kReporter; }
 
-namespace {
-
-// "int simaccel::engine::{anonymous}::set_config_key(const simaccel::ConfigKey&, const char*)"
-// as "set_config_key", the way OpenSSL's own errors name a function (its text goes between the
-// colons of "lib:func:reason"). OpenSSL keeps the pointer, not a copy, so each name is interned
-// for the life of the process; there are a few dozen call sites.
-const char *short_function_name(const char *pretty) noexcept {
-    try {
-        std::string_view name(pretty);
-        name = name.substr(0, name.find('('));
-        if (const auto cut = name.find_last_of(": "); cut != std::string_view::npos)
-            name.remove_prefix(cut + 1);
-        if (name.empty())
-            return pretty;
-        static std::mutex mu;
-        static auto *names = new std::set<std::string, std::less<>>; // never destroyed
-        std::lock_guard lock(mu);
-        auto it = names->find(name);
-        if (it == names->end())
-            it = names->emplace(name).first;
-        return it->c_str();
-    } catch (...) {
-        return pretty;
-    }
-}
-
-} // namespace
-
-void raise_error(Reason reason, const char *detail, std::source_location where) noexcept {
+void raise_error(Reason reason, const char *detail, SourceLocation where) noexcept {
     // Before bind (cannot happen for our own callers) fall back to a library-less error.
     const int bound = g_err_lib.load(std::memory_order_relaxed);
     const int lib = bound != 0 ? bound : ERR_LIB_USER;
     ERR_new();
-    ERR_set_debug(where.file_name(), static_cast<int>(where.line()),
-                  short_function_name(where.function_name()));
+    ERR_set_debug(where.file, where.line, where.function);
     if (detail != nullptr)
         ERR_set_error(lib, static_cast<int>(reason), "%s", detail);
     else

@@ -10,7 +10,6 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
-#include <source_location>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -18,6 +17,7 @@
 #include "simaccel/bridge.h"
 #include "simaccel/ossl_ptr.h"
 #include "simaccel/reasons.h"
+#include "simaccel/source_location.h"
 
 namespace simaccel::engine {
 
@@ -82,7 +82,7 @@ const ErrorReporter &error_reporter() noexcept;
 // naming the caller's file, line and function: OpenSSL's own ERR_raise cannot in C++, where its
 // OPENSSL_FUNC (defined from __STDC_VERSION__) is "(unknown function)".
 void raise_error(Reason reason, const char *detail = nullptr,
-                 std::source_location where = std::source_location::current()) noexcept;
+                 SourceLocation where = SourceLocation::current()) noexcept;
 
 // Sets configuration key `key` (`poll-mode`) as its ctrl command does (engine.cc): 1, or 0 with
 // the error raised and the configuration unchanged.

@@ -31,18 +31,17 @@ Registry &registry() noexcept {
 }
 
 void vraise(const OSSL_CORE_HANDLE *handle, const CoreFns &core, Reason reason,
-            const std::source_location &where, const char *fmt, va_list ap) noexcept {
+            const SourceLocation &where, const char *fmt, va_list ap) noexcept {
     if (!core.can_raise())
         return;
     core.new_error(handle);
-    core.set_error_debug(handle, where.file_name(), static_cast<int>(where.line()),
-                         where.function_name());
+    core.set_error_debug(handle, where.file, where.line, where.function);
     core.vset_error(handle, static_cast<uint32_t>(reason), fmt, ap);
 }
 
 // raise() without the format check, so that `fmt` may be null: the reason's string says it all.
 void raise_unchecked(const OSSL_CORE_HANDLE *handle, const CoreFns &core, Reason reason,
-                     const std::source_location &where, const char *fmt, ...) noexcept {
+                     const SourceLocation &where, const char *fmt, ...) noexcept {
     va_list ap;
     va_start(ap, fmt);
     vraise(handle, core, reason, where, fmt, ap);
@@ -60,9 +59,9 @@ void raise_any(const ErrorReporter *, Reason reason, const char *detail) noexcep
     }
     const Instance *inst = r.live.front();
     if (detail != nullptr)
-        raise(inst->handle, inst->core, reason, std::source_location::current(), "%s", detail);
+        raise(inst->handle, inst->core, reason, SourceLocation::current(), "%s", detail);
     else
-        raise_unchecked(inst->handle, inst->core, reason, std::source_location::current(), nullptr);
+        raise_unchecked(inst->handle, inst->core, reason, SourceLocation::current(), nullptr);
 }
 
 constexpr ErrorReporter kReporter{&raise_any, nullptr};
@@ -70,7 +69,7 @@ constexpr ErrorReporter kReporter{&raise_any, nullptr};
 } // namespace
 
 void raise(const OSSL_CORE_HANDLE *handle, const CoreFns &core, Reason reason,
-           const std::source_location &where, const char *fmt, ...) noexcept {
+           const SourceLocation &where, const char *fmt, ...) noexcept {
     va_list ap;
     va_start(ap, fmt);
     vraise(handle, core, reason, where, fmt, ap);

@@ -10,10 +10,9 @@
 #include <openssl/core_dispatch.h>
 #include <openssl/provider.h>
 
-#include <source_location>
-
 #include "simaccel/bridge.h"
 #include "simaccel/reasons.h"
+#include "simaccel/source_location.h"
 
 namespace simaccel::provider {
 
@@ -41,11 +40,11 @@ struct Instance {
 // Raises `reason` with a printf-style message through the core of `handle`, attributed to the
 // caller's source location.
 void raise(const OSSL_CORE_HANDLE *handle, const CoreFns &core, Reason reason,
-           const std::source_location &where, const char *fmt, ...) noexcept
+           const SourceLocation &where, const char *fmt, ...) noexcept
     __attribute__((format(printf, 5, 6)));
 
 #define SIMACCEL_PROV_RAISE(handle, core, reason, ...)                                             \
-    ::simaccel::provider::raise((handle), (core), (reason), std::source_location::current(),       \
+    ::simaccel::provider::raise((handle), (core), (reason), ::simaccel::SourceLocation::current(), \
                                 __VA_ARGS__)
 
 // The private library context of a new instance, with the default provider loaded: a fresh
