@@ -210,6 +210,21 @@ void op_complete(Request *r) noexcept {
     op.unref();
 }
 
+// Device::wait_for_room's wake (a device thread as a slot frees, or the caller's thread when
+// there is room already): the EAGAIN wake-up of contract.md §3. The fd and the callback, as at
+// completion; then the reference the wait held.
+void op_room(Request *r) noexcept {
+    Operation &op = BridgeAccess::op(r);
+    WaitFd *w = BridgeAccess::wait_fd(op);
+    w->signal();
+    if (auto cb = BridgeAccess::cb(op)) {
+        std::lock_guard lock(w->mu);
+        if (w->ctx_alive)
+            cb(BridgeAccess::cb_arg(op));
+    }
+    op.unref();
+}
+
 void raise(const ErrorReporter &rep, Reason reason, const char *fmt, ...) noexcept
     __attribute__((format(printf, 3, 4)));
 
@@ -349,11 +364,15 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         st.retried.fetch_add(1, std::memory_order_relaxed);
         if (ctx) {
             set_status(ctx, ASYNC_STATUS_EAGAIN);
-            w->signal();
-            if (auto cb = BridgeAccess::cb(op))
-                cb(BridgeAccess::cb_arg(op));
+            // The fd and the callback fire when the instance has room again (at once if it has
+            // now): the device holds a reference until then.
+            op.ref();
+            dev.wait_for_room(&r, op_room);
             ASYNC_pause_job();
             fresh.reported();
+            // Resumed before the wake-up (the application did not wait for the fd): withdraw.
+            if (dev.cancel_room_wait(&r))
+                op.unref();
         } else {
             backoff(retries);
         }

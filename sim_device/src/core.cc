@@ -130,6 +130,9 @@ Submit Core::try_submit(Request *req) noexcept {
     const std::uint32_t idx = t_instance % static_cast<std::uint32_t>(instances_.size());
     detail::Instance &in = *instances_[idx];
     OpStats &st = dev.stats_.op(req->op);
+    // Where a refused request waits for room (wait_for_room); rewritten by every submission.
+    req->instance = idx;
+    req->refused_by = this;
 
     // acquire: the Model published by set_model().
     const detail::Model *model = model_.load(std::memory_order_acquire);
@@ -153,7 +156,6 @@ Submit Core::try_submit(Request *req) noexcept {
     }
     req->status.store(Status::kPending, std::memory_order_relaxed);
     req->work_ok = false;
-    req->instance = idx;
     req->epoch = epoch_.load(std::memory_order_relaxed);
     req->fault_error = fault.error;
     req->fault_corrupt = fault.corrupt;
@@ -194,6 +196,67 @@ Submit Core::try_submit(Request *req) noexcept {
     // release: stop(), once it reads 0, sees this push and drains it if no worker took it.
     submitters_.fetch_sub(1, std::memory_order_release);
     return Submit::kAccepted;
+}
+
+// contract.md §3: a refused job is woken when its instance has room, not at once, or an
+// application that resumes on a readable fd spins through refusals while the ring is full.
+void Core::wait_for_room(Request *req, void (*wake)(Request *) noexcept) noexcept {
+    detail::Instance &in = *instances_[req->instance];
+    {
+        std::lock_guard lock(in.room_mu);
+        req->room_wake = wake;
+        req->next = nullptr;
+        if (in.room_tail)
+            in.room_tail->next = req;
+        else
+            in.room_head = req;
+        in.room_tail = req;
+        // seq_cst: the waiter's half of the room protocol (see retire()).
+        in.room_waiters.fetch_add(1, std::memory_order_seq_cst);
+    }
+    // A slot freed before we were counted was seen by nobody: look now. Waking the first waiter
+    // rather than ourselves keeps the order; one free slot, one wake-up. A stopped device has
+    // no releases to come: everyone goes (and finds the device down, or its successor).
+    if (stopping_.load(std::memory_order_seq_cst))
+        wake_room_waiters(in, UINT32_MAX);
+    else if (in.occupancy.load(std::memory_order_seq_cst) < cfg.queue_depth)
+        wake_room_waiters(in, 0);
+}
+
+bool Core::cancel_room_wait(Request *req) noexcept {
+    detail::Instance &in = *instances_[req->instance];
+    std::lock_guard lock(in.room_mu);
+    Request *prev = nullptr;
+    for (Request *r = in.room_head; r; prev = r, r = r->next) {
+        if (r != req)
+            continue;
+        (prev ? prev->next : in.room_head) = r->next;
+        if (in.room_tail == r)
+            in.room_tail = prev;
+        r->next = nullptr;
+        in.room_waiters.fetch_sub(1, std::memory_order_relaxed);
+        return true;
+    }
+    return false; // woken already: its wake ran under the lock we now hold
+}
+
+void Core::wake_room_waiters(detail::Instance &in, std::uint32_t max) noexcept {
+    std::lock_guard lock(in.room_mu);
+    if (max == 0) {
+        // As many as there are free slots: a woken job that never comes back (its SSL freed)
+        // must not strand the others once the ring has drained.
+        const std::uint32_t occ = in.occupancy.load(std::memory_order_relaxed);
+        max = occ < cfg.queue_depth ? cfg.queue_depth - occ : 0;
+    }
+    for (; max > 0 && in.room_head; --max) {
+        Request *r = in.room_head;
+        in.room_head = r->next;
+        if (!in.room_head)
+            in.room_tail = nullptr;
+        r->next = nullptr;
+        in.room_waiters.fetch_sub(1, std::memory_order_relaxed);
+        r->room_wake(r);
+    }
 }
 
 void Core::wake_worker() noexcept {
@@ -410,7 +473,13 @@ Status Core::retire(Request *r, Status proposed) noexcept {
     // publishes that decrement to try_submit()'s acquire.
     dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
     dev.live_.add(r->op, -1);
-    instances_[r->instance]->occupancy.fetch_sub(1, std::memory_order_release);
+    // seq_cst: the releaser's half of the room protocol (free the slot, then look for waiters;
+    // wait_for_room() counts itself, then looks at the occupancy), and its release half
+    // publishes the inflight decrement above.
+    detail::Instance &in = *instances_[r->instance];
+    in.occupancy.fetch_sub(1, std::memory_order_seq_cst);
+    if (in.room_waiters.load(std::memory_order_seq_cst) > 0)
+        wake_room_waiters(in, 0);
     if (r->holds_slot) {
         r->holds_slot = false;
         release_slot(r->deadline);
@@ -497,6 +566,10 @@ void Core::stop() noexcept {
     while (Request *r = take(rr))
         deliver_now(r, Status::kShutdown);
     engine_->stop();
+    // Refused requests waiting for room: their jobs resubmit and find the device down, or the
+    // Core that replaces this one. (wait_for_room() after this point wakes at once.)
+    for (auto &in : instances_)
+        wake_room_waiters(*in, UINT32_MAX);
     // Held completions (poll-mode external) are computed: deliver them.
     Request *list;
     {

@@ -22,6 +22,11 @@ struct alignas(kCacheLine) Instance {
     MpmcRing<Request *> ring;
     alignas(kCacheLine) std::atomic<std::uint32_t> occupancy{0}; // queued + in service
     alignas(kCacheLine) std::atomic<std::uint64_t> fault_seq{0}; // submissions, for the fault stream
+    // Refused requests waiting for room (Device::wait_for_room), FIFO through Request::next.
+    alignas(kCacheLine) std::atomic<std::uint32_t> room_waiters{0};
+    std::mutex room_mu; // guards the list; each waiter's wake runs under it
+    Request *room_head = nullptr;
+    Request *room_tail = nullptr;
 };
 
 class CompletionEngine; // completion_engine.cc
@@ -41,6 +46,8 @@ class Core {
     void stop() noexcept;         // completes or fails every request, joins the threads
 
     Submit try_submit(Request *req) noexcept;
+    void wait_for_room(Request *req, void (*wake)(Request *) noexcept) noexcept;
+    bool cancel_room_wait(Request *req) noexcept;
     unsigned poll() noexcept;
     void reset() noexcept; // fail every request in flight with kReset
 
@@ -84,6 +91,8 @@ class Core {
     void wake_worker() noexcept;
     bool runnable() const noexcept; // something queued and a capacity slot free
     void release_slot(std::uint64_t modeled_free_ns) noexcept; // 0: now
+    // Wakes up to `max` room waiters of `in` (all of them: UINT32_MAX).
+    void wake_room_waiters(detail::Instance &in, std::uint32_t max) noexcept;
 
     std::vector<std::unique_ptr<detail::Instance>> instances_;
     std::atomic<const detail::Model *> model_{nullptr}; // acquire on read; old models retired

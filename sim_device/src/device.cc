@@ -206,6 +206,19 @@ Submit Device::try_submit(Request *req) noexcept {
     return Submit::kDown;
 }
 
+void Device::wait_for_room(Request *req, void (*wake)(Request *) noexcept) noexcept {
+    // Cores are never freed while the Device lives (retired_): the refusing one is still there.
+    if (Core *core = req->refused_by)
+        core->wait_for_room(req, wake);
+    else
+        wake(req);
+}
+
+bool Device::cancel_room_wait(Request *req) noexcept {
+    Core *core = req->refused_by;
+    return core && core->cancel_room_wait(req);
+}
+
 unsigned Device::poll() noexcept {
     // Before the held list is taken (ExternalPollFds::clear), and also with no Core or another
     // poll-mode: a stopped Core delivered what it held, and an fd left readable would make an

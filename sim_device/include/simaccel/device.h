@@ -33,6 +33,8 @@ enum class Submit : std::uint8_t {
 
 const char *status_name(Status s) noexcept;
 
+class Core; // the running part: threads, rings, completion engine (core.cc)
+
 // A unit of work. The front end owns the memory and keeps it alive until on_complete has been
 // called; the device never allocates one.
 struct Request {
@@ -62,6 +64,8 @@ struct Request {
     std::uint64_t deadline = 0; // earliest completion
     std::uint64_t epoch = 0;    // device reset epoch at submission
     std::uint32_t instance = 0;
+    Core *refused_by = nullptr;                 // set with kBusy: where wait_for_room() waits
+    void (*room_wake)(Request *) noexcept = nullptr; // while waiting for room
     bool holds_slot = false;    // counted in `capacity`
     bool fault_error = false;
     bool fault_corrupt = false;
@@ -86,8 +90,6 @@ struct Policy {
     static_assert(kNumOpClasses <= 16, "Policy::offload has one bit per op class");
     bool offloaded(OpClass c) const noexcept { return (offload >> index_of(c)) & 1u; }
 };
-
-class Core; // the running part: threads, rings, completion engine (core.cc)
 
 // Live in-flight counters in the form QAT_Engine's GET_NUM_REQUESTS_IN_FLIGHT hands out: the
 // application keeps the address of a plain `int` and reads it whenever it likes, without calling
@@ -185,6 +187,17 @@ class Device {
 
     // Never blocks, never allocates (except the first call, which starts the threads).
     [[nodiscard]] Submit try_submit(Request *req) noexcept;
+
+    // After try_submit() refused `req` with kBusy: `wake(req)` is called exactly once when the
+    // instance that refused it has room again: on a device thread as a slot frees (one waiter
+    // per free slot, first come first served), or before this returns, on the calling thread,
+    // if there is room already (fault-busy, a slot freed meanwhile) or that instance's device
+    // has stopped. `wake` runs under the instance's waiter lock: it must be short and must not
+    // submit. Until `wake` has run or cancel_room_wait() returned true, `req` is the device's.
+    void wait_for_room(Request *req, void (*wake)(Request *) noexcept) noexcept;
+    // Withdraws a wait_for_room(): true if `req` was still waiting (its `wake` never runs),
+    // false if `wake` has already run. Either way the device no longer touches `req`.
+    bool cancel_room_wait(Request *req) noexcept;
 
     // poll-mode external: delivers every held completion on the calling thread and returns how
     // many. Other modes deliver by themselves (coalesce on its own timer): returns 0.
