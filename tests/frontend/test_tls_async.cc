@@ -74,7 +74,8 @@ struct Endpoint {
     std::atomic<unsigned> callbacks_eagain{0};
 };
 
-// SSL_async_callback_fn: runs on a device thread on completion (or on ours for EAGAIN).
+// SSL_async_callback_fn: runs on a device thread on completion and when a refused request finds
+// room (on ours for an EAGAIN with room already).
 int on_async(SSL *s, void *arg) {
     auto *ep = static_cast<Endpoint *>(arg);
     int status = ASYNC_STATUS_UNSUPPORTED;
