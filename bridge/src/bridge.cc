@@ -347,7 +347,8 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         // complete, since a callback may read it on the device thread.
         set_status(ctx, ASYNC_STATUS_OK);
         op.ref(); // the device's reference, dropped by op_complete
-        const Submit s = dev.try_submit(&r);
+        // contract.md §2: outside a job the caller's own thread is the device unit.
+        const Submit s = ctx ? dev.try_submit(&r) : dev.run_here(&r);
         if (s == Submit::kAccepted)
             break;
         op.unref(); // not taken; the caller's reference keeps `op` alive

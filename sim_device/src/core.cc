@@ -115,21 +115,14 @@ bool Core::start(std::string *err) {
     return true;
 }
 
-Submit Core::try_submit(Request *req) noexcept {
-    // seq_cst pair with stop(): either stop() sees us in `submitters_`, or we see `stopping_`.
-    submitters_.fetch_add(1, std::memory_order_seq_cst);
-    if (stopping_.load(std::memory_order_seq_cst)) {
-        // relaxed: this path pushed nothing for stop() to see (likewise the busy returns below;
-        // a relaxed RMW continues the release sequence of a releasing one).
-        submitters_.fetch_sub(1, std::memory_order_relaxed);
-        return Submit::kDown;
-    }
+Submit Core::admit(Request *req, detail::Instance **instance) noexcept {
     if (t_instance == UINT32_MAX || t_instance_gen != generation) {
         t_instance = dev.next_instance_.fetch_add(1, std::memory_order_relaxed);
         t_instance_gen = generation;
     }
     const std::uint32_t idx = t_instance % static_cast<std::uint32_t>(instances_.size());
     detail::Instance &in = *instances_[idx];
+    *instance = &in;
     OpStats &st = dev.stats_.op(req->op);
     // Where a refused request waits for room (wait_for_room); rewritten by every submission.
     req->instance = idx;
@@ -142,17 +135,15 @@ Submit Core::try_submit(Request *req) noexcept {
         fault = model->draw(idx, in.fault_seq.fetch_add(1, std::memory_order_relaxed));
     if (fault.busy) {
         st.busy.fetch_add(1, std::memory_order_relaxed);
-        submitters_.fetch_sub(1, std::memory_order_relaxed);
         return Submit::kBusy;
     }
     // `queue-depth` is enforced by the occupancy count (queued + in service); the ring is at
-    // least that large.
+    // least that large. The caller's own lane has no ring.
     // acquire: pairs with retire()'s release: the request that freed this slot is already
     // uncounted from `inflight_`.
-    if (in.occupancy.fetch_add(1, std::memory_order_acquire) >= cfg.queue_depth) {
+    if (!req->here && in.occupancy.fetch_add(1, std::memory_order_acquire) >= cfg.queue_depth) {
         in.occupancy.fetch_sub(1, std::memory_order_relaxed);
         st.busy.fetch_add(1, std::memory_order_relaxed);
-        submitters_.fetch_sub(1, std::memory_order_relaxed);
         return Submit::kBusy;
     }
     req->status.store(Status::kPending, std::memory_order_relaxed);
@@ -171,21 +162,39 @@ Submit Core::try_submit(Request *req) noexcept {
            !dev.max_inflight_.compare_exchange_weak(seen, now_inflight, std::memory_order_relaxed)) {
     }
     st.submitted.fetch_add(1, std::memory_order_relaxed);
+    return Submit::kAccepted;
+}
 
+Submit Core::try_submit(Request *req) noexcept {
+    // seq_cst pair with stop(): either stop() sees us in `submitters_`, or we see `stopping_`.
+    submitters_.fetch_add(1, std::memory_order_seq_cst);
+    if (stopping_.load(std::memory_order_seq_cst)) {
+        // relaxed: this path pushed nothing for stop() to see (likewise the busy returns below;
+        // a relaxed RMW continues the release sequence of a releasing one).
+        submitters_.fetch_sub(1, std::memory_order_relaxed);
+        return Submit::kDown;
+    }
+    req->here = false;
+    detail::Instance *in;
+    if (const Submit s = admit(req, &in); s != Submit::kAccepted) {
+        submitters_.fetch_sub(1, std::memory_order_relaxed);
+        return s;
+    }
     // Count before pushing so that `queued_` never underflows; a worker that sees the count
     // before the push lands just looks again. seq_cst: the submitter's half of the idle
     // protocol (count, then read `sleepers_`/`spinning_`; a worker counts itself, then reads).
     queued_.fetch_add(1, std::memory_order_seq_cst);
-    if (!in.ring.try_push(req)) {
+    if (!in->ring.try_push(req)) {
         // The occupancy check leaves room in the ring, but not necessarily in the one cell a
         // push may use: a consumer preempted between claiming a cell and releasing it holds
         // that cell while others go round the ring. Refuse as busy (the caller retries)
         // rather than lose the request.
+        OpStats &st = dev.stats_.op(req->op);
         queued_.fetch_sub(1, std::memory_order_relaxed);
         st.submitted.fetch_sub(1, std::memory_order_relaxed);
         dev.inflight_.fetch_sub(1, std::memory_order_relaxed);
         dev.live_.add(req->op, -1);
-        in.occupancy.fetch_sub(1, std::memory_order_relaxed);
+        in->occupancy.fetch_sub(1, std::memory_order_relaxed);
         st.busy.fetch_add(1, std::memory_order_relaxed);
         submitters_.fetch_sub(1, std::memory_order_relaxed);
         return Submit::kBusy;
@@ -196,6 +205,72 @@ Submit Core::try_submit(Request *req) noexcept {
         wake_worker();
     // release: stop(), once it reads 0, sees this push and drains it if no worker took it.
     submitters_.fetch_sub(1, std::memory_order_release);
+    return Submit::kAccepted;
+}
+
+// contract.md §2: the caller outside a job waits anyway, so it is the device unit itself. No
+// queue to wait in and no thread hop, but the same model as a worker's request: fault draws,
+// a capacity slot, the latency floor, stats, and under poll-mode external the POLL.
+Submit Core::run_here(Request *req) noexcept {
+    // seq_cst pair with stop(), as in try_submit(). stop() waits for admission only: the
+    // request then runs on this thread, and delivers itself even if the device stops meanwhile.
+    submitters_.fetch_add(1, std::memory_order_seq_cst);
+    if (stopping_.load(std::memory_order_seq_cst)) {
+        submitters_.fetch_sub(1, std::memory_order_relaxed);
+        return Submit::kDown;
+    }
+    req->here = true;
+    detail::Instance *in;
+    const Submit admitted = admit(req, &in);
+    submitters_.fetch_sub(1, std::memory_order_relaxed); // relaxed: nothing pushed for stop()
+    if (admitted != Submit::kAccepted)
+        return admitted;
+
+    if (cfg.capacity) {
+        // Wait for the units in service only, never for the rings: workers leave a freed slot
+        // to a waiting caller (take()), so this is at most one service time.
+        // seq_cst: the waiter's half of the slot protocol (count, then look; release_slot()
+        // frees, then looks for waiters).
+        slot_waiters_.fetch_add(1, std::memory_order_seq_cst);
+        std::uint32_t s = in_service_.load(std::memory_order_seq_cst);
+        for (;;) {
+            if (s < cfg.capacity) {
+                if (in_service_.compare_exchange_weak(s, s + 1, std::memory_order_seq_cst))
+                    break;
+                continue;
+            }
+            in_service_.wait(s, std::memory_order_seq_cst);
+            s = in_service_.load(std::memory_order_seq_cst);
+        }
+        slot_waiters_.fetch_sub(1, std::memory_order_relaxed);
+        req->holds_slot = true;
+        req->t_service = std::max(req->t_submit, slot_freed_at_.load(std::memory_order_relaxed));
+    }
+
+    // acquire: the Model published by set_model().
+    const detail::Model *model = model_.load(std::memory_order_acquire);
+    req->t_start = monotonic_ns();
+    const std::uint64_t entered_service = req->holds_slot ? req->t_service : req->t_submit;
+    // relaxed: the epoch is a value to compare (see reset()).
+    const bool current = req->epoch == epoch_.load(std::memory_order_relaxed);
+    if (current && !req->fault_error && req->execute)
+        req->work_ok = req->execute(req, req->fault_corrupt);
+    const std::uint64_t t_done = monotonic_ns();
+    detail::Rng rng(model->seed ^ (0x9e3779b97f4a7c15ull * (req->t_submit | 1)));
+    std::uint64_t deadline = entered_service + sample_latency(model->latency[index_of(req->op)], rng);
+    if (req->fault_stall)
+        deadline = std::max(deadline, t_done) + model->fault_stall.delay_ns;
+    req->deadline = std::max(deadline, t_done);
+    if (current && deadline > t_done) {
+        const timespec ts{static_cast<time_t>(deadline / 1'000'000'000u),
+                          static_cast<long>(deadline % 1'000'000'000u)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+        }
+    }
+    if (current && poll_mode.kind == PollMode::Kind::kExternal)
+        hold(req); // delivered by the next POLL, or at once if the device stops
+    else
+        deliver_now(req);
     return Submit::kAccepted;
 }
 
@@ -277,6 +352,10 @@ void Core::release_slot(std::uint64_t modeled_free_ns) noexcept {
     // seq_cst: the releaser's half of the idle protocol (free the slot, then look for sleepers);
     // its release half publishes `slot_freed_at_` to the worker whose CAS takes the slot.
     in_service_.fetch_sub(1, std::memory_order_seq_cst);
+    if (slot_waiters_.load(std::memory_order_seq_cst) > 0) {
+        in_service_.notify_all(); // a run_here() caller takes it; workers leave it (take())
+        return;
+    }
     if (queued_.load(std::memory_order_seq_cst) > 0 && sleepers_.load(std::memory_order_seq_cst) > 0)
         wake_worker();
 }
@@ -297,9 +376,10 @@ Request *Core::take(unsigned &rr) noexcept {
     if (cfg.capacity && !stopping) {
         std::uint32_t s = in_service_.load(std::memory_order_relaxed);
         // seq_cst (its acquire half): the CAS sees the `slot_freed_at_` of the release_slot()
-        // whose decrement it reads.
+        // whose decrement it reads. A caller waiting in run_here() comes first: its lane is
+        // never behind the rings. (relaxed: a hint; release_slot() wakes the worker otherwise.)
         do {
-            if (s >= cfg.capacity)
+            if (s >= cfg.capacity || slot_waiters_.load(std::memory_order_relaxed) > 0)
                 return nullptr;
         } while (!in_service_.compare_exchange_weak(s, s + 1, std::memory_order_seq_cst));
         slot = true;
@@ -481,9 +561,11 @@ Status Core::retire(Request *r, Status proposed) noexcept {
     // wait_for_room() counts itself, then looks at the occupancy), and its release half
     // publishes the inflight decrement above.
     detail::Instance &in = *instances_[r->instance];
-    in.occupancy.fetch_sub(1, std::memory_order_seq_cst);
-    if (in.room_waiters.load(std::memory_order_seq_cst) > 0)
-        wake_room_waiters(in, 0);
+    if (!r->here) {
+        in.occupancy.fetch_sub(1, std::memory_order_seq_cst);
+        if (in.room_waiters.load(std::memory_order_seq_cst) > 0)
+            wake_room_waiters(in, 0);
+    }
     if (r->holds_slot) {
         r->holds_slot = false;
         release_slot(r->deadline);
@@ -512,7 +594,14 @@ void Core::deliver_now(Request *r, Status proposed) noexcept {
 
 void Core::hold(Request *r) noexcept {
     r->next = nullptr;
-    std::lock_guard lock(held_mu_);
+    std::unique_lock lock(held_mu_);
+    // A run_here() request held after stop() took the list would never go: deliver it. (stop()
+    // sets `stopping_` before it takes the list under this lock.)
+    if (stopping_.load(std::memory_order_relaxed)) {
+        lock.unlock();
+        deliver_now(r);
+        return;
+    }
     if (held_tail_)
         held_tail_->next = r;
     else

@@ -46,6 +46,7 @@ class Core {
     void stop() noexcept;         // completes or fails every request, joins the threads
 
     Submit try_submit(Request *req) noexcept;
+    Submit run_here(Request *req) noexcept;
     void wait_for_room(Request *req, void (*wake)(Request *) noexcept) noexcept;
     bool cancel_room_wait(Request *req) noexcept;
     unsigned poll() noexcept;
@@ -61,6 +62,9 @@ class Core {
     Status retire(Request *req, Status proposed) noexcept;
     // Requests that are ready but held (poll-mode external).
     void hold(Request *req) noexcept;
+    // Admission common to both lanes: the instance, the fault draws, the counts. kAccepted with
+    // the request's fields set, or a refusal (counted).
+    Submit admit(Request *req, detail::Instance **in) noexcept;
 
     void set_model(const Config &cfg) noexcept;
 
@@ -109,6 +113,7 @@ class Core {
     alignas(detail::kCacheLine) std::atomic<std::uint64_t> queued_{0}; // pushed, not yet taken
     alignas(detail::kCacheLine) std::atomic<std::uint32_t> in_service_{0};
     std::atomic<std::uint64_t> slot_freed_at_{0}; // monotonic ns of the last capacity release
+    std::atomic<std::uint32_t> slot_waiters_{0}; // run_here() callers waiting for a capacity slot
     alignas(detail::kCacheLine) std::atomic<std::uint32_t> sleepers_{0};
     std::atomic<std::uint32_t> spinning_{0}; // idle workers still polling `queued_`
     std::atomic<std::uint32_t> doorbell_{0}; // futex word the idle workers wait on

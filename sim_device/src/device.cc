@@ -175,7 +175,8 @@ Core *Device::start_locked() {
     return c;
 }
 
-Submit Device::try_submit(Request *req) noexcept {
+template <Submit (Core::*Lane)(Request *)>
+Submit Device::submit_to(Request *req) noexcept {
     const std::uint64_t down = down_until_.load(std::memory_order_relaxed);
     if (down != 0) {
         if (monotonic_ns() < down)
@@ -196,7 +197,7 @@ Submit Device::try_submit(Request *req) noexcept {
             if (!core)
                 return Submit::kDown;
         }
-        const Submit s = core->try_submit(req);
+        const Submit s = (core->*Lane)(req);
         // kDown from a Core that is being replaced (reconfiguration): try the new one. relaxed:
         // only compared; the next round loads it with acquire.
         if (s == Submit::kDown && core_.load(std::memory_order_relaxed) != core)
@@ -205,6 +206,10 @@ Submit Device::try_submit(Request *req) noexcept {
     }
     return Submit::kDown;
 }
+
+Submit Device::try_submit(Request *req) noexcept { return submit_to<&Core::try_submit>(req); }
+
+Submit Device::run_here(Request *req) noexcept { return submit_to<&Core::run_here>(req); }
 
 void Device::wait_for_room(Request *req, void (*wake)(Request *) noexcept) noexcept {
     // Cores are never freed while the Device lives (retired_): the refusing one is still there.

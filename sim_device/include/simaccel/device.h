@@ -67,6 +67,7 @@ struct Request {
     Core *refused_by = nullptr;                 // set with kBusy: where wait_for_room() waits
     void (*room_wake)(Request *) noexcept = nullptr; // while waiting for room
     bool holds_slot = false;    // counted in `capacity`
+    bool here = false;          // run_here(): not in a ring, not counted in `queue-depth`
     bool fault_error = false;
     bool fault_corrupt = false;
     bool fault_stall = false;
@@ -188,6 +189,14 @@ class Device {
     // Never blocks, never allocates (except the first call, which starts the threads).
     [[nodiscard]] Submit try_submit(Request *req) noexcept;
 
+    // The lane for a caller outside an ASYNC job, who has nothing to do but wait: runs `req`
+    // on the calling thread under the model (fault draws, a `capacity` slot, the latency floor,
+    // stats), so it never waits behind the queued requests of asynchronous callers, only for a
+    // capacity slot. kAccepted: `req` has completed (status published, on_complete called)
+    // before this returns, or under poll-mode external is held for the next poll(). kBusy and
+    // kDown as try_submit(), the request not taken. Not counted in `queue-depth`.
+    [[nodiscard]] Submit run_here(Request *req) noexcept;
+
     // After try_submit() refused `req` with kBusy: `wake(req)` is called exactly once when the
     // instance that refused it has room again: on a device thread as a slot frees (one waiter
     // per free slot, first come first served), or before this returns, on the calling thread,
@@ -231,6 +240,7 @@ class Device {
   private:
     friend class Core;
     Core *start_locked();
+    template <Submit (Core::*Lane)(Request *)> Submit submit_to(Request *req) noexcept;
     static void atfork_prepare() noexcept;
     static void atfork_parent() noexcept;
     static void atfork_child() noexcept;
