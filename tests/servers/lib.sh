@@ -272,7 +272,9 @@ YAML
 # client connected to), NET_THREADS network threads (those run the handshakes), async handshakes
 # on or off, no session cache or tickets (every connection a full handshake), no access logs, no
 # HTTP caching. The user stays the caller's (`#-1`; the package's `trafficserver` user would not
-# read $WORK), and the crash-log helper is off (it insists on a user name).
+# read $WORK), and the crash-log helper is off (it insists on a user name). The `ssl-diag` debug
+# tag logs each SSL_do_handshake that did not finish, with its SSL_get_error code, on stdout:
+# 9 is SSL_ERROR_WANT_ASYNC, a paused job (ts_async_pauses counts them).
 ts_config() {
     local dir=$1 async=$2 threads=$3 spec ports=""
     shift 3
@@ -295,6 +297,8 @@ CONFIG proxy.config.http.cache.http INT 0
 CONFIG proxy.config.url_remap.remap_required INT 1
 CONFIG proxy.config.reverse_proxy.enabled INT 1
 CONFIG proxy.config.log.logging_enabled INT 0
+CONFIG proxy.config.diags.debug.enabled INT 1
+CONFIG proxy.config.diags.debug.tags STRING ssl-diag
 CONFIG proxy.config.ssl.async.handshake.enabled INT $async
 CONFIG proxy.config.ssl.server.cert.path STRING $WORK
 CONFIG proxy.config.ssl.server.private_key.path STRING $WORK
@@ -346,4 +350,11 @@ ts_up() {
         say "a port was taken, retrying"
     done
     fail "traffic_server: no ports could be bound"
+}
+
+# ts_async_pauses LOG: how many handshake steps returned SSL_ERROR_WANT_ASYNC in Traffic
+# Server's debug output (ts_config: `ssl-diag`). 9.2 has no name for the code and prints
+# "unknown SSL error (9)"; later versions may name it.
+ts_async_pauses() {
+    grep -cE 'SSL handshake error: (SSL_ERROR_WANT_ASYNC|unknown SSL error \(9\))' "$1" || true
 }

@@ -4,12 +4,13 @@
 # private runroot under the scratch directory (lib.sh: ts_layout), origin-less (the generator
 # plugin answers). The first argument is async or sync:
 #   async  proxy.config.ssl.async.handshake.enabled 1: a handshake runs in an ASYNC job that
-#          pauses while the device works (SSL_ERROR_WANT_ASYNC), and the network thread serves
-#          other connections meanwhile. With one network thread, more than one request in the
-#          device at once (max_inflight >= 2) is only possible if jobs paused.
+#          pauses while the device works, and the network thread serves other connections
+#          meanwhile. Traffic Server's debug log shows SSL_ERROR_WANT_ASYNC at least once per
+#          handshake, and with one network thread more than one request was in the device at
+#          once (max_inflight >= 2), which only paused jobs allow.
 #   sync   the same with async handshakes off: the private-key operations still go through the
-#          device, one at a time per network thread (max_inflight == 1): the control for the
-#          assertion above.
+#          device, one at a time (max_inflight == 1), and no handshake step returns
+#          SSL_ERROR_WANT_ASYNC: the control for the assertions above.
 # After SIGTERM the stats file shows every private-key operation offloaded and completed.
 source "$(dirname "$0")/lib.sh"
 mode=${1:?usage: trafficserver.sh async|sync}
@@ -55,12 +56,17 @@ cat "$stats" >&2
 # One signature per handshake (a failed or resumed handshake would make fewer).
 check_offload "$stats" rsa-priv "$((requests + TLS12))"
 check_offload "$stats" ecdsa-sign "$((requests + TLS12))"
+handshakes=$((2 * (requests + TLS12)))
 max=$("$STATS" top "$stats" max_inflight) || fail "stats: no max_inflight in $stats"
+pauses=$(ts_async_pauses "$TS_LOG")
 if ((async)); then
+    ((pauses >= handshakes)) ||
+        fail "async handshakes: $pauses SSL_ERROR_WANT_ASYNC for $handshakes handshakes"
     ((max >= 2)) || fail "async handshakes: at most $max request in the device at once with \
 $net_threads network thread: the jobs did not pause"
 else
+    ((pauses == 0)) || fail "sync handshakes: $pauses SSL_ERROR_WANT_ASYNC, expected none"
     ((max == 1)) || fail "sync handshakes: $max requests in the device at once with \
 $net_threads network thread, expected 1"
 fi
-say "ok: $mode, $((2 * (requests + TLS12))) handshakes offloaded, max_inflight $max"
+say "ok: $mode, $handshakes handshakes offloaded, $pauses SSL_ERROR_WANT_ASYNC, max_inflight $max"
