@@ -11,6 +11,7 @@ PACKAGES=(
     libgtest-dev googletest libgmock-dev libbenchmark-dev
     python3                       # JSON checks in the CLI tests and scripts
     haproxy nginx nghttp2-client  # interop tests and benchmarks (h2load is in nghttp2-client)
+    trafficserver                 # tests/servers/trafficserver.sh (async TLS handshakes)
     gnuplot-nox                   # bench plots
     clang                         # fuzzing (libFuzzer)
 )
@@ -38,7 +39,7 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Installing nginx/haproxy must not start their services (port 80, no init in containers):
+# Installing nginx/haproxy/trafficserver must not start their services (port 80, no init in containers):
 # a policy-rc.d that answers 101 ("action forbidden") stops invoke-rc.d, and only for the
 # duration of this install.
 policy=/usr/sbin/policy-rc.d

@@ -156,13 +156,14 @@ key_args() {
     esac
 }
 
-# make_cert KIND PATH: a key PATH.key of KIND (key_args) and a self-signed certificate PATH.crt
-# for CN=localhost, made by stock `$OPENSSL` (the caller's configuration: usually none).
+# make_cert KIND PATH [CN]: a key PATH.key of KIND (key_args) and a self-signed certificate
+# PATH.crt for CN (default localhost), made by stock `$OPENSSL` (the caller's configuration:
+# usually none).
 make_cert() {
-    local kind=$1 path=$2
+    local kind=$1 path=$2 cn=${3:-localhost}
     key_args "$kind"
     "$OPENSSL" genpkey "${KEY_ARGS[@]}" -out "$path.key" 2>/dev/null || fail "genpkey $kind"
-    "$OPENSSL" req -new -x509 -key "$path.key" -out "$path.crt" -days 2 -subj "/CN=localhost" \
+    "$OPENSSL" req -new -x509 -key "$path.key" -out "$path.crt" -days 2 -subj "/CN=$cn" \
         2>/dev/null || fail "req -x509 $kind"
 }
 

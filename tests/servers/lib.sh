@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Helpers for the real-server tests (HAProxy, nginx), sourced by tests/servers and tests/fork:
-# built on tests/cli/lib.sh and scripts/lib/common.sh (scratch directory, cleanup of every
-# started process, free ports, certificates, HAProxy configuration, stats reads).
+# Helpers for the real-server tests (HAProxy, nginx, Traffic Server), sourced by tests/servers
+# and tests/fork: built on tests/cli/lib.sh and scripts/lib/common.sh (scratch directory,
+# cleanup of every started process, free ports, certificates, HAProxy configuration, stats
+# reads).
 # A test exits 0 (pass), 1 (fail) or 77 (skip, with the reason on stderr).
 
 source "$(dirname "${BASH_SOURCE[0]}")/../cli/lib.sh"
@@ -232,4 +233,128 @@ nginx_up() {
         say "a port was taken, retrying"
     done
     fail "nginx: no ports could be bound"
+}
+
+# Traffic Server ---------------------------------------------------------------------------------
+
+# ts_layout DIR: a Traffic Server runroot in DIR (runroot.yaml; TS_RUNROOT=DIR selects it): the
+# programs and plugins of the system's installation, everything else (configuration, logs, pid
+# and lock files, cache) under DIR, so that nothing under /etc/trafficserver or /var is read or
+# written. The configuration starts as a copy of the packaged one (the files records.config does
+# not name keep their defaults); ts_config overwrites what the tests decide.
+ts_layout() {
+    local dir=$1 d
+    for d in etc log run var cache; do mkdir -p "$dir/$d"; done
+    cp -r /etc/trafficserver/. "$dir/etc/" || fail "cannot copy /etc/trafficserver"
+    cat >"$dir/runroot.yaml" <<YAML
+prefix: $dir
+exec_prefix: /usr
+bindir: $(dirname "$(command -v traffic_server)")
+sbindir: /usr/sbin
+sysconfdir: $dir/etc
+datadir: $dir/cache
+includedir: /usr/include
+libdir: $TS_LIBDIR
+libexecdir: $TS_PLUGINDIR
+localstatedir: $dir/var
+runtimedir: $dir/run
+logdir: $dir/log
+cachedir: $dir/cache
+YAML
+    echo "$dir/cache 16M" >"$dir/etc/storage.config"
+    : >"$dir/etc/plugin.config"
+    # Origin-less: the generator plugin answers /nocache/N with N bytes; nothing is contacted.
+    echo "map / http://127.0.0.1/ @plugin=generator.so" >"$dir/etc/remap.config"
+}
+
+# ts_config DIR ASYNC(0|1) NET_THREADS PORT:CERT...: records.config and ssl_multicert.config of
+# the runroot DIR: one TLS port per PORT:CERT ($WORK/CERT.crt and .key, chosen by the port the
+# client connected to), NET_THREADS network threads (those run the handshakes), async handshakes
+# on or off, no session cache or tickets (every connection a full handshake), no access logs, no
+# HTTP caching. The user stays the caller's (`#-1`; the package's `trafficserver` user would not
+# read $WORK), and the crash-log helper is off (it insists on a user name). The `ssl-diag` debug
+# tag logs each SSL_do_handshake that did not finish, with its SSL_get_error code, on stdout:
+# 9 is SSL_ERROR_WANT_ASYNC, a paused job (ts_async_pauses counts them).
+ts_config() {
+    local dir=$1 async=$2 threads=$3 spec ports=""
+    shift 3
+    : >"$dir/etc/ssl_multicert.config"
+    for spec in "$@"; do
+        ports+="${ports:+ }127.0.0.1:${spec%%:*}:ssl"
+        echo "dest_ip=127.0.0.1:${spec%%:*} ssl_cert_name=${spec#*:}.crt ssl_key_name=${spec#*:}.key" \
+            >>"$dir/etc/ssl_multicert.config"
+    done
+    cat >"$dir/etc/records.config" <<CONF
+CONFIG proxy.config.admin.user_id STRING #-1
+CONFIG proxy.config.crash_log_helper STRING NULL
+CONFIG proxy.config.http.server_ports STRING $ports
+CONFIG proxy.config.exec_thread.autoconfig INT 0
+CONFIG proxy.config.exec_thread.limit INT $threads
+CONFIG proxy.config.accept_threads INT 1
+CONFIG proxy.config.task_threads INT 1
+CONFIG proxy.config.cache.threads_per_disk INT 1
+CONFIG proxy.config.http.cache.http INT 0
+CONFIG proxy.config.url_remap.remap_required INT 1
+CONFIG proxy.config.reverse_proxy.enabled INT 1
+CONFIG proxy.config.log.logging_enabled INT 0
+CONFIG proxy.config.diags.debug.enabled INT 1
+CONFIG proxy.config.diags.debug.tags STRING ssl-diag
+CONFIG proxy.config.ssl.async.handshake.enabled INT $async
+CONFIG proxy.config.ssl.server.cert.path STRING $WORK
+CONFIG proxy.config.ssl.server.private_key.path STRING $WORK
+CONFIG proxy.config.ssl.server.session_ticket.enable INT 0
+CONFIG proxy.config.ssl.session_cache INT 0
+CONFIG proxy.config.ssl.TLSv1_2 INT 1
+CONFIG proxy.config.ssl.TLSv1_3 INT 1
+CONF
+}
+
+# require_trafficserver: traffic_server, its generator plugin, h2load and python3.
+require_trafficserver() {
+    require_server traffic_server
+    TS_LIBDIR=/usr/lib/trafficserver
+    TS_PLUGINDIR=$TS_LIBDIR/modules
+    [[ -f $TS_PLUGINDIR/generator.so ]] ||
+        skip "Traffic Server's generator plugin is not in $TS_PLUGINDIR (package trafficserver)"
+}
+
+# ts_up ASYNC NET_THREADS ENV...: starts traffic_server in the foreground from the runroot
+# $WORK/ts (TS_RUNROOT) with the given environment, on two free ports, RSA_PORT (rsa.crt) and
+# EC_PORT (ec.crt), and waits until both listen; retries with other ports when one was taken
+# meanwhile. Sets TS_PID and TS_LOG (stdout + stderr; diagnostics go to $WORK/ts/log/diags.log).
+ts_up() {
+    local async=$1 threads=$2 try
+    shift 2
+    TS_LOG=$WORK/ts.log
+    ts_layout "$WORK/ts"
+    for ((try = 0; try < 5; try++)); do
+        RSA_PORT=$(free_port)
+        EC_PORT=$(free_port)
+        ((RSA_PORT != EC_PORT)) || continue
+        ts_config "$WORK/ts" "$async" "$threads" "$RSA_PORT:rsa" "$EC_PORT:ec"
+        say "+ $* TS_RUNROOT=$WORK/ts traffic_server"
+        env "$@" TS_RUNROOT="$WORK/ts" traffic_server >"$TS_LOG" 2>&1 &
+        TS_PID=$!
+        track "$TS_PID"
+        if wait_listen "$RSA_PORT" 30 "$TS_PID" && wait_listen "$EC_PORT" 30 "$TS_PID"; then
+            say "traffic_server (pid $TS_PID) on 127.0.0.1:$RSA_PORT (RSA) and :$EC_PORT (EC)"
+            return 0
+        fi
+        kill "$TS_PID" 2>/dev/null || true
+        wait "$TS_PID" 2>/dev/null || true
+        if ! grep -qiE 'address already in use|could not bind|bind failed' "$TS_LOG" \
+            "$WORK/ts/log/diags.log" 2>/dev/null; then
+            cat "$TS_LOG" "$WORK/ts/log/diags.log" >&2 2>/dev/null
+            fail "traffic_server did not start"
+        fi
+        say "a port was taken, retrying"
+    done
+    fail "traffic_server: no ports could be bound"
+}
+
+# ts_async_pauses LOG: how many handshake steps returned SSL_ERROR_WANT_ASYNC in Traffic
+# Server's debug output (ts_config: `ssl-diag`). 9.2 has no name for the code and prints
+# "unknown SSL error (9)"; later versions may name it.
+ts_async_pauses() {
+    grep -cE 'SSL handshake error: (SSL_ERROR_WANT_ASYNC|unknown SSL error \(9\))' "$1" || true
 }
