@@ -219,6 +219,85 @@ h2load_counts() {
 
 # Sanitizers -----------------------------------------------------------------------------------
 
+# nginx_engine_conf FILE WORKERS EXTRA_MAIN PORT:CERT...: an nginx configuration with
+# `ssl_engine simaccel;` (NGINX_ENGINE=ID another engine, NGINX_ENGINE= none), WORKERS worker processes, EXTRA_MAIN added to the main context, and
+# one TLS server per PORT:CERT ($WORK/CERT.crt and .key). Everything lives under $WORK/nginx;
+# nothing of the system configuration is read. No session cache, no tickets: every connection
+# is a full handshake.
+nginx_engine_conf() {
+    local file=$1 workers=$2 extra=$3 user="" spec engine=${NGINX_ENGINE-simaccel}
+    shift 3
+    ((EUID == 0)) && user="user root;"
+    {
+        cat <<CONF
+$user
+master_process on;
+daemon off;
+worker_processes $workers;
+$extra
+pid $WORK/nginx/nginx.pid;
+error_log stderr notice;
+${engine:+ssl_engine $engine;}
+events { worker_connections 512; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/client_body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+CONF
+        for spec in "$@"; do
+            cat <<CONF
+    server {
+        listen 127.0.0.1:${spec%%:*} ssl;
+        ssl_certificate $WORK/${spec#*:}.crt;
+        ssl_certificate_key $WORK/${spec#*:}.key;
+        location / { return 200 "ok\n"; }
+    }
+CONF
+        done
+        echo "}"
+    } >"$file"
+}
+
+# nginx_up CONF_FN N: starts nginx (master and workers, in the foreground) on N free ports with
+# the configuration `CONF_FN FILE PORT...` writes into $WORK/nginx/nginx.conf; retries with
+# other ports when one was taken meanwhile. Sets NGINX_PID (the master), NGINX_LOG, NGINX_CONF
+# and PORTS (the N ports).
+nginx_up() {
+    local conf_fn=$1 n=$2 try i p
+    NGINX_LOG=$WORK/nginx.log
+    NGINX_CONF=$WORK/nginx/nginx.conf
+    mkdir -p "$WORK/nginx/logs"
+    for ((try = 0; try < 5; try++)); do
+        PORTS=()
+        for ((i = 0; i < n; i++)); do
+            p=$(free_port)
+            [[ " ${PORTS[*]} " == *" $p "* ]] && continue 2
+            PORTS+=("$p")
+        done
+        "$conf_fn" "$NGINX_CONF" "${PORTS[@]}"
+        say "+ nginx -p $WORK/nginx/ -e stderr -c $NGINX_CONF"
+        nginx -p "$WORK/nginx/" -e stderr -c "$NGINX_CONF" >"$NGINX_LOG" 2>&1 &
+        NGINX_PID=$!
+        track "$NGINX_PID"
+        local up=1
+        for p in "${PORTS[@]}"; do
+            wait_listen "$p" 15 "$NGINX_PID" || { up=0; break; }
+        done
+        ((up)) && return 0
+        kill "$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
+        grep -qi 'address already in use' "$NGINX_LOG" || { cat "$NGINX_LOG" >&2; fail "nginx did not start"; }
+        say "a port was taken, retrying"
+    done
+    fail "nginx: no ports could be bound"
+}
+
 # sanitizer_env address|thread: the runtime options of tests/sanitizers/options.env for that
 # sanitizer, as NAME=VALUE lines, for a script that runs instrumented programs itself
 # (scripts/fuzz.sh). CTest's tests get them from CMake (tests/sanitizers/sanitizers.cmake).
