@@ -168,7 +168,9 @@ std::string Stats::to_json(const Config &cfg, unsigned workers, std::uint64_t in
 // ---------------------------------------------------------------------------------------------
 // The device's stats output
 
-std::string Device::stats_json(bool histograms) const { return stats_json_of(config(), histograms); }
+std::string Device::stats_json(bool histograms) const {
+    return stats_json_of(config(), histograms);
+}
 
 std::string Device::stats_json_of(Config cfg, bool histograms) const {
     unsigned w = workers();
@@ -203,7 +205,8 @@ void Device::write_stats_file() const noexcept {
     try {
         const Config cfg = config();
         std::string err;
-        if (!cfg.stats_file.empty() && !write_stats_json(cfg.stats_file, stats_json_of(cfg, true), &err))
+        if (!cfg.stats_file.empty() &&
+            !write_stats_json(cfg.stats_file, stats_json_of(cfg, true), &err))
             SIMACCEL_LOG_ERROR("stats-file: %s", log_text(err));
     } catch (...) {
     }

@@ -226,8 +226,8 @@ TEST_F(FileWrite, StatsIntervalNeverDeadlocksShutdownOrRestart) {
     const std::string path = dir_ + "/live.json";
     Device dev;
     for (int round = 0; round < 20; ++round) {
-        configure(dev, "stats-interval=1us stats-file=" + path + " workers=" +
-                           std::to_string(1 + round % 2));
+        configure(dev, "stats-interval=1us stats-file=" + path +
+                           " workers=" + std::to_string(1 + round % 2));
         run_requests(dev, 2);
         if (round % 2)
             dev.shutdown();
