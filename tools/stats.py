@@ -13,6 +13,8 @@ questions the test and benchmark scripts ask of them. Debian's python3 alone, no
                                      the counters, exit 1 naming the first breach
   stats.py table FILE                the classes the device saw, their counters and latency
                                      percentiles, then the resolved configuration
+  stats.py rates OLD NEW             the watch lines of the interval between two snapshots
+                                     of one process (the time between their mtimes)
   stats.py watch FILE [--every S] [--count N]
                                      like vmstat: every S seconds (default 1) one line per
                                      active op class with the rates since the previous
@@ -165,6 +167,18 @@ def watch_line(stamp, row):
             f"{us(row['p50']):>9}{us(row['p90']):>9}{us(row['p99']):>9}")
 
 
+def rates(old_path, new_path):
+    old, new = snapshot(old_path), snapshot(new_path)
+    for path, snap in ((old_path, old), (new_path, new)):
+        if snap is None:
+            raise StatsError(f"stats {path}: no such file")
+    if new[0] <= old[0]:
+        raise StatsError(f"{new_path} is not newer than {old_path}")
+    rows = interval_rows(old[1], new[1], (new[0] - old[0]) / 1e9)
+    stamp = time.strftime("%H:%M:%S", time.localtime(new[0] / 1e9))
+    return "\n".join([WATCH_HEADER] + [watch_line(stamp, r) for r in rows])
+
+
 def watch(path, every, count, out=sys.stdout):
     """Prints until `count` sample lines were printed (None: forever). The interval of a sample
     is the time between the writes of the two files compared (their mtimes), not the viewer's."""
@@ -251,6 +265,8 @@ def main(argv):
         return check_offload(load(args[0]), args[1], int(args[2]), args[0])
     if cmd == "table" and len(args) == 1:
         return table(load(args[0]))
+    if cmd == "rates" and len(args) == 2:
+        return rates(args[0], args[1])
     if cmd == "watch":
         try:
             return watch(*watch_args(args))
