@@ -170,8 +170,9 @@ static void accept_all(int listen_fd, SSL_CTX *ctx) {
         m->sock = (struct tag){TAG_SOCKET, c};
         c->mode = m;
         /* Step 1: the callback's argument, before the first SSL call that can pause. libssl
-         * gives the callback and its argument to the job's wait ctx when it creates that ctx,
-         * at the first async operation: set later, they are not seen (a lost wake-up). */
+         * installs the SSL's callback in its wait ctx when it creates that ctx, at the first
+         * async operation (a callback set later is never called: a lost wake-up), and reads
+         * the argument on the engine's thread at each call: set both before, never after. */
         SSL_set_async_callback_arg(c->ssl, c);
         m->next = conns;
         if (conns)
