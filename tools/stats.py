@@ -22,7 +22,7 @@ questions the test and benchmark scripts ask of them. Debian's python3 alone, no
                                      second), requests in flight and the latency quantiles of
                                      that interval; N lines of samples then exit (default: until
                                      interrupted). FILE is rewritten by a running process with
-                                     `stats-interval` (set it at most S).
+                                     `stats-interval` (set it shorter than S).
 
 The layout (docs/config.md, stats-file): {"ops": {CLASS: {"submitted": N, ..., "latency_us":
 {...}}}, "inflight": N, "max_inflight": N, "workers": N, "config": {KEY: VALUE}}.
@@ -192,7 +192,7 @@ def watch(path, every, count, out=sys.stdout):
                 waited = True
         elif prev is not None and snap[0] == prev[0]:
             print(f"{time.strftime('%H:%M:%S'):<9}unchanged: the writer stopped, or "
-                  f"stats-interval exceeds {every}s", file=out, flush=True)
+                  f"stats-interval is not shorter than {every}s", file=out, flush=True)
             printed += 1
         elif prev is not None:
             seconds = max(1e-3, (snap[0] - prev[0]) / 1e9)
