@@ -20,7 +20,7 @@ questions the test and benchmark scripts ask of them. Debian's python3 alone, no
                                      active op class with the rates since the previous
                                      snapshot (completed, submitted, EAGAIN, failed per
                                      second), requests in flight and the latency quantiles of
-                                     that interval; N lines of samples then exit (default: until
+                                     that interval; N samples, then exit (default: until
                                      interrupted). FILE is rewritten by a running process with
                                      `stats-interval` (set it shorter than S).
 
@@ -180,7 +180,7 @@ def rates(old_path, new_path):
 
 
 def watch(path, every, count, out=sys.stdout):
-    """Prints until `count` sample lines were printed (None: forever). The interval of a sample
+    """Prints until `count` samples were printed (None: forever). The interval of a sample
     is the time between the writes of the two files compared (their mtimes), not the viewer's."""
     prev, printed, header_at = None, 0, 0
     waited = False
