@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -235,6 +236,50 @@ TEST_F(FileWrite, StatsIntervalNeverDeadlocksShutdownOrRestart) {
     dev.shutdown();
     EXPECT_GE(submitted_of(read(path)), 1);
     EXPECT_EQ(entries(), std::vector<std::string>{"live.json"}) << "a temporary file was left";
+}
+
+// Reset and fork do not stop the writer: after DEVICE_RESET the same thread goes on; a forked
+// child's new device writes its own file (`%p`), with the child's counters (zeroed at the
+// fork), and the parent's file goes on growing.
+TEST_F(FileWrite, StatsIntervalGoesOnAcrossResetAndForkWithAFilePerProcess) {
+    Device &dev = Device::get(); // the one with the fork handlers
+    configure(dev, "workers=1 reset-downtime=1ms stats-interval=5ms stats-file=" + dir_ +
+                       "/s-%p.json");
+    const std::string mine = dir_ + "/s-" + std::to_string(getpid()) + ".json";
+    run_requests(dev, 2);
+    EXPECT_EQ(wait_for_submitted_above(mine, 1), 2);
+    dev.reset();
+    while (dev.is_down())
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    run_requests(dev, 1);
+    EXPECT_EQ(wait_for_submitted_above(mine, 2), 3) << "not rewritten after a reset";
+
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        // No gtest assertions in the child: its exit status says what went wrong.
+        for (int i = 0; i < 2; ++i) {
+            TestRequest r;
+            if (dev.try_submit(&r) != Submit::kAccepted || !r.wait())
+                _exit(2);
+        }
+        const std::string own = dir_ + "/s-" + std::to_string(getpid()) + ".json";
+        for (int i = 0; i < 1000; ++i) {
+            if (submitted_of(read(own)) == 2)
+                _exit(0);
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        _exit(3);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    // 2: a request failed in the child; 3: the child's file never showed its 2 requests.
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+    EXPECT_EQ(submitted_of(read(dir_ + "/s-" + std::to_string(pid) + ".json")), 2);
+    run_requests(dev, 1);
+    EXPECT_EQ(wait_for_submitted_above(mine, 3), 4) << "the parent's file stopped after the fork";
+    dev.shutdown();
+    configure(dev, "");
 }
 
 } // namespace
