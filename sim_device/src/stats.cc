@@ -212,15 +212,17 @@ void Device::write_stats_file() const noexcept {
     }
 }
 
-void Device::write_stats_file_periodic() const noexcept {
+bool Device::write_stats_file_periodic() const noexcept {
     // One message per run of failures, not one per interval.
     static std::atomic<bool> failing{false};
     try {
         Config cfg;
         {
             std::unique_lock lock(mu_, std::try_to_lock);
-            if (!lock.owns_lock() || cfg_.stats_file.empty())
-                return;
+            if (!lock.owns_lock())
+                return false;
+            if (cfg_.stats_file.empty())
+                return true;
             cfg = cfg_;
         }
         std::string err;
@@ -233,6 +235,7 @@ void Device::write_stats_file_periodic() const noexcept {
             failing.store(false, std::memory_order_relaxed);
     } catch (...) {
     }
+    return true;
 }
 
 } // namespace simaccel

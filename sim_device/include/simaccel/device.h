@@ -216,8 +216,8 @@ class Device {
     void write_stats_file() const noexcept;
     // stats-interval: the same, from the completion thread while the device runs. It never
     // waits for the device's lock (shutdown and reconfiguration hold it while they join that
-    // thread): when the lock is taken, this round is skipped.
-    void write_stats_file_periodic() const noexcept;
+    // thread): when the lock is taken it writes nothing and returns false (try again soon).
+    bool write_stats_file_periodic() const noexcept;
     // `stats-interval` in ns (0: off), readable without the lock.
     std::uint64_t stats_interval_ns() const noexcept {
         return stats_interval_ns_.load(std::memory_order_relaxed);
