@@ -331,7 +331,8 @@ void CompletionEngine::run() noexcept {
         } else if (now >= next_stats) {
             // The device's lock busy (a reconfiguration): again in a millisecond.
             const bool written = core_.dev.write_stats_file_periodic();
-            next_stats = monotonic_ns() + (written ? interval : std::min<std::uint64_t>(interval, 1'000'000));
+            next_stats = monotonic_ns() +
+                         (written ? interval : std::min<std::uint64_t>(interval, 1'000'000));
         }
         std::uint64_t next = heap_.empty() ? 0 : heap_.front()->deadline;
         if (coalesce && !coalesce_.empty()) {
