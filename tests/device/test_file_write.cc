@@ -243,8 +243,8 @@ TEST_F(FileWrite, StatsIntervalNeverDeadlocksShutdownOrRestart) {
 // fork), and the parent's file goes on growing.
 TEST_F(FileWrite, StatsIntervalGoesOnAcrossResetAndForkWithAFilePerProcess) {
     Device &dev = Device::get(); // the one with the fork handlers
-    configure(dev, "workers=1 reset-downtime=1ms stats-interval=5ms stats-file=" + dir_ +
-                       "/s-%p.json");
+    configure(dev,
+              "workers=1 reset-downtime=1ms stats-interval=5ms stats-file=" + dir_ + "/s-%p.json");
     const std::string mine = dir_ + "/s-" + std::to_string(getpid()) + ".json";
     run_requests(dev, 2);
     EXPECT_EQ(wait_for_submitted_above(mine, 1), 2);
