@@ -35,6 +35,7 @@ struct cb_mode {
     struct tag sock;
     struct conn *prev, *next; /* every open connection, for draining */
     int closed;               /* closed in this epoll round; freed at its end */
+    int sock_watched;         /* the socket is in the epoll set */
     /* Guarded by run_queue.mu: written by the callback (engine thread) and the loop. */
     int queued;
     struct conn *queue_next;
@@ -83,15 +84,21 @@ static int on_async_ready(SSL *ssl, void *arg) {
     return 1;
 }
 
+/* The socket in the epoll set for `events`; 0 takes it out (with no events epoll would still
+ * report a reset connection, again and again while its job is paused). */
 static void watch_socket(struct conn *c, uint32_t events) {
     struct epoll_event ev = {.events = events, .data.ptr = &MODE(c)->sock};
-    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+    if (events != 0)
+        epoll_ctl(ep, MODE(c)->sock_watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev);
+    else if (MODE(c)->sock_watched)
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    MODE(c)->sock_watched = events != 0;
 }
 
 static void close_conn(struct conn *c) {
     struct cb_mode *m = MODE(c);
     /* Never called while the connection's job is paused: no callback can name it any more. */
-    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    watch_socket(c, 0);
     if (m->prev)
         MODE(m->prev)->next = m->next;
     else
@@ -179,9 +186,7 @@ static void accept_all(int listen_fd, SSL_CTX *ctx) {
             MODE(conns)->prev = c;
         conns = c;
         ++open_conns;
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->sock};
-        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
-        run(c, 0);
+        run(c, 0); /* the handshake starts; the socket is watched for what it waits for */
     }
 }
 

@@ -31,6 +31,7 @@ struct fd_mode {
     struct tag sock, async;
     struct conn *prev, *next; /* every open connection, for draining */
     int closed;               /* closed in this epoll round; freed at its end */
+    int sock_watched;         /* the socket is in the epoll set */
 };
 #define MODE(c) ((struct fd_mode *)(c)->mode)
 
@@ -39,9 +40,15 @@ static struct conn *conns;   /* open connections */
 static struct conn *closing; /* closed this round, freed after it (via next) */
 static unsigned long open_conns;
 
+/* The socket in the epoll set for `events`; 0 takes it out (with no events epoll would still
+ * report a reset connection, again and again while its job is paused). */
 static void watch_socket(struct conn *c, uint32_t events) {
     struct epoll_event ev = {.events = events, .data.ptr = &MODE(c)->sock};
-    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+    if (events != 0)
+        epoll_ctl(ep, MODE(c)->sock_watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev);
+    else if (MODE(c)->sock_watched)
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    MODE(c)->sock_watched = events != 0;
 }
 
 /* Step 5 (fd mode): after SSL_ERROR_WANT_ASYNC, ask which wait fds are new and which are gone
@@ -78,7 +85,7 @@ static void close_conn(struct conn *c) {
             for (size_t i = 0; i < n; ++i)
                 epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
     }
-    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    watch_socket(c, 0);
     if (m->prev)
         MODE(m->prev)->next = m->next;
     else
@@ -136,9 +143,7 @@ static void accept_all(int listen_fd, SSL_CTX *ctx) {
             MODE(conns)->prev = c;
         conns = c;
         ++open_conns;
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->sock};
-        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
-        run(c, 0);
+        run(c, 0); /* the handshake starts; the socket is watched for what it waits for */
     }
 }
 
