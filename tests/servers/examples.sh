@@ -9,6 +9,8 @@
 #      drains and exits 0 with no connection left.
 #   2. fault-error (fixed seed): each device error fails its handshake only; the server goes on
 #      serving the others and exits cleanly.
+#   3. clients that reset the connection while its handshake is paused: the server finishes
+#      those jobs, closes them, serves the next client and exits cleanly.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../cli/frontend_lib.sh"
 mode=${1:?usage: examples.sh fd|callback engine|provider}
@@ -102,5 +104,37 @@ say "h2load: $ok succeeded, $failed failed; device errors: $device_failed; count
 ((device_failed > 0)) || fail "no device error with fault-error=3%"
 ((${ok:-0} > 0)) || fail "nothing succeeded besides the device errors"
 (($(counter failed) >= device_failed)) || fail "fewer failed handshakes than device errors"
+(($(counter open-at-exit) == 0)) || fail "connections left open at exit"
+# 3. Clients that reset their connection while its handshake is paused in the device (a long
+# latency): the server resumes those jobs to their end, then closes the connections, serves the
+# next client and exits clean.
+start_example resets "latency=fixed:300ms"
+python3 - "$PORT" <<'PY' || fail "the resetting clients failed"
+import socket, ssl, struct, sys, time
+ctx = ssl.create_default_context()
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+conns = []
+for _ in range(10):
+    t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))),
+                        do_handshake_on_connect=False)
+    t.setblocking(False)
+    try:
+        t.do_handshake()  # sends the ClientHello; the server's signature is then in the device
+    except ssl.SSLWantReadError:
+        pass
+    conns.append(t)
+time.sleep(0.1)
+for t in conns:  # SO_LINGER 0: close sends a reset
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    t.close()
+PY
+reply=$(printf 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
+    run env OPENSSL_CONF=/dev/null "$OPENSSL" s_client -connect "127.0.0.1:$PORT" -quiet 2>&1) ||
+    fail "s_client after the resets failed: $reply"
+grep -q '^hello from a simaccel async example server' <<<"$reply" || fail "s_client got: $reply"
+stop_example resets
+say "counters:$COUNTERS"
+(($(counter handshakes) == 1 && $(counter failed) == 10)) ||
+    fail "expected 10 failed handshakes (the resets) and 1 good one"
 (($(counter open-at-exit) == 0)) || fail "connections left open at exit"
 say "ok: $mode mode through the $FRONTEND"
