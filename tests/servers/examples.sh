@@ -136,5 +136,6 @@ stop_example resets
 say "counters:$COUNTERS"
 (($(counter handshakes) == 1 && $(counter failed) == 10)) ||
     fail "expected 10 failed handshakes (the resets) and 1 good one"
+(($(counter async-pauses) >= 11)) || fail "the reset handshakes were not paused in the device"
 (($(counter open-at-exit) == 0)) || fail "connections left open at exit"
 say "ok: $mode mode through the $FRONTEND"
