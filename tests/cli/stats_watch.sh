@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Live statistics on a real run: `openssl speed -engine simaccel -async_jobs 8 rsa2048` with
+# Live statistics on a real run through the front end given as argument: `openssl speed
+# -async_jobs 8 rsa2048` (`-engine simaccel`, or conf/simaccel-provider.cnf) with
 # `stats-interval=200ms` rewrites its stats file while it runs, and `tools/stats.py watch` reads
 # it every second: its sample lines show rsa-priv completing at a nonzero rate (the deltas of
 # successive snapshots) with latency quantiles, and the file of the finished run still parses.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/frontend_lib.sh"
-use_frontend engine
+use_frontend "${1:?usage: stats_watch.sh engine|provider}"
 require_python
 
 live=$WORK/live-%p.json
