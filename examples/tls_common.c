@@ -24,7 +24,7 @@ static void die(const char *what) {
 }
 
 struct options parse_options(int argc, char **argv, const char *name) {
-    struct options o = {0, NULL, NULL, 0};
+    struct options o = {0, NULL, NULL};
     char *end = NULL;
     long port = argc == 4 ? strtol(argv[1], &end, 10) : 0;
     if (argc != 4 || *end != '\0' || port < 1 || port > 65535) {

@@ -43,12 +43,10 @@ struct counters {
 };
 extern struct counters g_counters;
 
-/* The command line both servers take: PORT CERT KEY [MAX_CONNECTIONS]. Exits with a message on
- * a bad argument. */
+/* The command line both servers take: PORT CERT KEY. Exits with a message on a bad argument. */
 struct options {
     int port;
     const char *cert, *key;
-    int max_conns;
 };
 struct options parse_options(int argc, char **argv, const char *name);
 
