@@ -2,7 +2,10 @@
 // many requests in flight. Reported as time per request.
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,9 +95,36 @@ void BM_RoundTripPipelined(benchmark::State &state) {
         static_cast<double>(completed), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+// One rewrite of the stats file as `stats-interval` does it on the completion thread: the JSON
+// with histograms (after traffic, so they are not empty), a new file, a rename. Its time divided
+// by the interval is the share of the completion thread that the key costs.
+void BM_StatsFileRewrite(benchmark::State &state) {
+    Device dev;
+    std::string err;
+    Config cfg;
+    cfg.stats_file = "/tmp/simaccel-bench-stats-%p.json";
+    if (!dev.configure(cfg, &err)) {
+        state.SkipWithError(err.c_str());
+        return;
+    }
+    BenchRequest r;
+    for (int i = 0; i < 10000; ++i) {
+        r.rearm();
+        r.done.store(0, std::memory_order_relaxed);
+        while (dev.try_submit(&r) != Submit::kAccepted) {
+        }
+        wait_done(r);
+    }
+    for (auto _ : state)
+        dev.write_stats_file_periodic();
+    dev.shutdown();
+    std::remove(("/tmp/simaccel-bench-stats-" + std::to_string(getpid()) + ".json").c_str());
+}
+
 } // namespace
 
 BENCHMARK(BM_RoundTrip1)->UseRealTime();
 BENCHMARK(BM_RoundTripPipelined)->Arg(64)->UseRealTime();
+BENCHMARK(BM_StatsFileRewrite);
 
 BENCHMARK_MAIN();

@@ -290,6 +290,7 @@ void CompletionEngine::run() noexcept {
     const bool coalesce = core_.poll_mode.kind == PollMode::Kind::kCoalesce;
     const std::uint32_t batch_n = std::max<std::uint32_t>(1, core_.poll_mode.batch);
     const std::uint64_t window = core_.poll_mode.window_ns;
+    std::uint64_t next_stats = 0; // stats-interval: when this thread next rewrites the stats file
     for (;;) {
         const bool stopping = stop_.load(std::memory_order_acquire); // acquire: see stop()
         for (Request *r = inbox_.take_all(); r;) {
@@ -321,11 +322,25 @@ void CompletionEngine::run() noexcept {
                 wait_until(0);
             return;
         }
+        // stats-interval, after the deliveries that were due (those are not delayed by it).
+        // The interval is read each round, so a live change takes effect (kick_engine()).
+        if (const std::uint64_t interval = core_.dev.stats_interval_ns(); interval == 0) {
+            next_stats = 0;
+        } else if (next_stats == 0 || next_stats > now + interval) {
+            next_stats = now + interval;
+        } else if (now >= next_stats) {
+            // The device's lock busy (a reconfiguration): again in a millisecond.
+            const bool written = core_.dev.write_stats_file_periodic();
+            next_stats = monotonic_ns() +
+                         (written ? interval : std::min<std::uint64_t>(interval, 1'000'000));
+        }
         std::uint64_t next = heap_.empty() ? 0 : heap_.front()->deadline;
         if (coalesce && !coalesce_.empty()) {
             const std::uint64_t c = coalesce_oldest_ + window;
             next = next ? std::min(next, c) : c;
         }
+        if (next_stats != 0)
+            next = next ? std::min(next, next_stats) : next_stats;
         // seq_cst pair with post(): either it sees us sleeping and kicks, or we see its push.
         sleeping_.store(true, std::memory_order_seq_cst);
         // relaxed: a true `stop_` only loops back to the acquire load above.

@@ -215,6 +215,13 @@ std::string get_reset_downtime(const Config &c) {
     return format_duration(c.reset_downtime_ns);
 }
 
+bool parse_stats_interval(Config &c, std::string_view s) {
+    return parse_key_duration(s, &c.stats_interval_ns);
+}
+std::string get_stats_interval(const Config &c) {
+    return format_duration(c.stats_interval_ns);
+}
+
 bool parse_stats_file(Config &c, std::string_view s) {
     if (s.empty() || iequals(s, "none")) {
         c.stats_file.clear();
@@ -312,7 +319,7 @@ template <std::size_t I> struct ClassLatencyKey {
 
 // Keys other than the per-class `latency-<class>` rows. The table below fails the build when
 // this count is wrong; the engine's ctrl numbers are the table's indices.
-constexpr std::size_t kNumFixedKeys = 19;
+constexpr std::size_t kNumFixedKeys = 20;
 constexpr std::size_t kNumKeys = kNumFixedKeys + kNumOpClasses;
 
 constexpr std::array<Spec, kNumKeys> kSpecs = [] {
@@ -506,6 +513,18 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               &parse_stats_file,
               &get_stats_file,
               true};
+    t[n++] = {"stats-interval",
+              "STATS_INTERVAL",
+              "duration",
+              "0 (at exit only)",
+              "1s",
+              "Also rewrite `stats-file` this often while the device runs (by the completion "
+              "thread, atomically: a reader sees the old or the new file), so that a running "
+              "server can be watched (`tools/stats.py watch`).",
+              "a duration such as `500ns`, `150us`, `1.5ms`, `2s` or `0` (at most 3600s)",
+              &parse_stats_interval,
+              &get_stats_interval,
+              false};
     t[n++] = {"log",
               "LOG",
               "log-level",

@@ -83,6 +83,10 @@ void Core::set_model(const Config &c) noexcept {
     model_.store(models_.back().get(), std::memory_order_release);
 }
 
+void Core::kick_engine() noexcept {
+    engine_->kick();
+}
+
 bool Core::start(std::string *err) {
     if (!engine_->start(err))
         return false;

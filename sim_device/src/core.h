@@ -67,6 +67,8 @@ class Core {
     Submit admit(Request *req, detail::Instance **in) noexcept;
 
     void set_model(const Config &cfg) noexcept;
+    // The completion thread looks at its timers again (stats-interval changed).
+    void kick_engine() noexcept;
 
     // Each device thread calls this first thing; start() waits for all of them.
     void thread_started() noexcept;

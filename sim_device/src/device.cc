@@ -105,7 +105,13 @@ void Device::install_locked(const Config &cfg) {
     } else if (core) {
         core->set_model(cfg);
     }
+    const bool interval_changed = cfg.stats_interval_ns != cfg_.stats_interval_ns;
     cfg_ = cfg;
+    stats_interval_ns_.store(cfg_.stats_interval_ns, std::memory_order_relaxed);
+    // The completion thread may be asleep with no deadline: let it see the new interval.
+    if (interval_changed && !structural)
+        if (Core *running = core_.load(std::memory_order_relaxed))
+            running->kick_engine();
     policy_word_.store(pack_policy(cfg_), std::memory_order_relaxed);
     g_log_level.store(cfg_.log, std::memory_order_relaxed);
 }

@@ -169,7 +169,10 @@ std::string Stats::to_json(const Config &cfg, unsigned workers, std::uint64_t in
 // The device's stats output
 
 std::string Device::stats_json(bool histograms) const {
-    Config cfg = config();
+    return stats_json_of(config(), histograms);
+}
+
+std::string Device::stats_json_of(Config cfg, bool histograms) const {
     unsigned w = workers();
     if (cfg.workers == 0 && w != 0)
         cfg.workers = w;
@@ -183,18 +186,56 @@ void Device::reset_stats() noexcept {
     max_inflight_.store(inflight_.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
-void Device::write_stats_file() const noexcept {
+namespace {
+// False, with *err, if the file could not be written.
+bool write_stats_json(const std::string &configured_path, const std::string &json,
+                      std::string *err) noexcept {
     try {
-        std::string path = config().stats_file;
-        if (path.empty())
-            return;
+        std::string path = configured_path;
         for (std::size_t at = path.find("%p"); at != std::string::npos; at = path.find("%p", at))
             path.replace(at, 2, std::to_string(getpid()));
+        return write_file_atomically(path, json + '\n', err);
+    } catch (...) {
+        return false;
+    }
+}
+} // namespace
+
+void Device::write_stats_file() const noexcept {
+    try {
+        const Config cfg = config();
         std::string err;
-        if (!write_file_atomically(path, stats_json(true) + '\n', &err))
+        if (!cfg.stats_file.empty() &&
+            !write_stats_json(cfg.stats_file, stats_json_of(cfg, true), &err))
             SIMACCEL_LOG_ERROR("stats-file: %s", log_text(err));
     } catch (...) {
     }
+}
+
+bool Device::write_stats_file_periodic() const noexcept {
+    // One message per run of failures, not one per interval.
+    static std::atomic<bool> failing{false};
+    try {
+        Config cfg;
+        {
+            std::unique_lock lock(mu_, std::try_to_lock);
+            if (!lock.owns_lock())
+                return false;
+            if (cfg_.stats_file.empty())
+                return true;
+            cfg = cfg_;
+        }
+        std::string err;
+        const bool ok = write_stats_json(cfg.stats_file, stats_json_of(cfg, true), &err);
+        // relaxed: only this thread's previous rounds matter; a message more or less is harmless.
+        if (!ok && !failing.exchange(true, std::memory_order_relaxed))
+            SIMACCEL_LOG_ERROR("stats-file (stats-interval): %s; said once until a write succeeds",
+                               log_text(err));
+        else if (ok)
+            failing.store(false, std::memory_order_relaxed);
+    } catch (...) {
+    }
+    return true;
 }
 
 } // namespace simaccel

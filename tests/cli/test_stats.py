@@ -22,7 +22,12 @@ FILES = {
     "failed": {"rsa-priv": op(10, 10, failed=1)},
     "fallback": {"rsa-priv": op(10, 10, fallback=2)},
     "retried": {"rsa-priv": op(10, 10, busy=1, retried=2)},
+    # Two snapshots of one process 2 s apart (their mtimes are set below).
+    "t0": {"rsa-priv": dict(op(100, 100, busy=2), latency_us={"histogram_ns": [[100000, 100]]})},
+    "t1": {"rsa-priv": dict(op(300, 290, failed=5, busy=12),
+                            latency_us={"histogram_ns": [[100000, 150], [200000, 140]]})},
 }
+MTIMES = {"t0": 1000, "t1": 1002}
 # (what, arguments ({name} = that file's path), exit status, texts expected in stdout when it
 # succeeds, in stderr when it fails).
 CASES = [
@@ -45,6 +50,13 @@ CASES = [
      ["retried 2 > busy 1"]),
     ("table: classes, percentiles, configuration", "table {a}", 0,
      ["rsa-priv", "90.5", "max in flight 7", "config: workers=2"]),
+    # 190 completed, 200 submitted, 10 refused, 5 failed in 2 s; 5 in flight; the interval's
+    # histogram is 50 x 100 us + 140 x 200 us: p50 and p99 in the 200 us bucket.
+    ("rates: deltas of two snapshots over their mtimes", "rates {t0} {t1}", 0,
+     ["rsa-priv", " 95.0 ", " 100.0 ", " 5.0 ", " 2.5 ", " 5 ", " 200.0"]),
+    ("rates: the older file second", "rates {t1} {t0}", 1, ["is not newer than"]),
+    ("watch: a bad interval", "watch {t0} --every 0", 1, ["seconds in (0, 3600]"]),
+    ("watch: a bad count", "watch {t0} --count x", 1, ["an integer >= 1"]),
     ("an unreadable file", "get {missing} rsa-priv completed", 1, ["missing.json"]),
     ("an unknown command", "nonsense", 1, ["usage"]),
 ]
@@ -57,6 +69,8 @@ with tempfile.TemporaryDirectory() as d:
         with open(paths[name], "w") as f:
             json.dump({"ops": ops, "inflight": 0, "max_inflight": 7, "workers": 2,
                        "config": {"workers": "2", "latency-rsa-priv": "inherit"}}, f)
+        if name in MTIMES:
+            os.utime(paths[name], (MTIMES[name], MTIMES[name]))
     for what, args, rc, wants in CASES:
         r = subprocess.run([sys.executable, sys.argv[1], *args.format(**paths).split()],
                            capture_output=True, text=True)

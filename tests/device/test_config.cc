@@ -56,7 +56,7 @@ TEST(ConfigTable, HasEveryDesignKeyInDocumentationOrder) {
         want.push_back("latency-" + std::string(n));
     for (auto n : {"poll-mode", "offload", "fault-busy", "fault-error", "fault-stall",
                    "fault-corrupt", "fault-seed", "verify", "sw-fallback", "max-retries",
-                   "reset-downtime", "stats-file", "log", "completion-engine"})
+                   "reset-downtime", "stats-file", "stats-interval", "log", "completion-engine"})
         want.push_back(n);
     std::vector<std::string> got;
     for (const auto &k : config_keys())
@@ -201,6 +201,8 @@ TEST(ConfigKeys, GoodValues) {
         {"max-retries", "1000000000", "1000000000"},
         {"reset-downtime", "0", "0"},
         {"reset-downtime", "1.5s", "1.5s"},
+        {"stats-interval", "0", "0"},
+        {"stats-interval", "200ms", "200ms"},
         {"stats-file", "/tmp/a b.json", "/tmp/a b.json"},
         {"stats-file", "none", "none"},
         {"stats-file", "", "none"},
@@ -246,6 +248,8 @@ TEST(ConfigKeys, ValuesLandInTheRightFields) {
     EXPECT_EQ(c.workers, 0u);
     ASSERT_TRUE(config_set(c, "reset-downtime", "250ms", &err)) << err;
     EXPECT_EQ(c.reset_downtime_ns, 250'000'000u);
+    ASSERT_TRUE(config_set(c, "stats-interval", "200ms", &err)) << err;
+    EXPECT_EQ(c.stats_interval_ns, 200'000'000u);
     ASSERT_TRUE(config_set(c, "log", "info", &err)) << err;
     EXPECT_EQ(c.log, LogLevel::kInfo);
     ASSERT_TRUE(config_set(c, "stats-file", " /tmp/s.json ", &err)) << err;
@@ -338,6 +342,7 @@ TEST(ConfigKeys, BadValuesNameKeyAndValueAndChangeNothing) {
         {"reset-downtime", "100"},
         {"reset-downtime", "1h"},
         {"reset-downtime", "4000s"},
+        {"stats-interval", "-1s"},
         {"log", "verbose"},
         {"log", "3"},
         {"stats-file", "/tmp/a\nb"},

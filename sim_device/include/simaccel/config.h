@@ -64,6 +64,7 @@ struct Config {
     unsigned max_retries = 0; // 0 = unlimited
     std::uint64_t reset_downtime_ns = 100'000'000;
     std::string stats_file;
+    std::uint64_t stats_interval_ns = 0; // 0 = only at exit
     LogLevel log = LogLevel::kWarn;
     CompletionKind completion_engine = CompletionKind::kAuto;
 

@@ -236,6 +236,14 @@ class Device {
     // Writes the stats JSON to `stats-file` if one is configured; called at exit. `%p` in the
     // path is replaced by the process id (one file per forked worker).
     void write_stats_file() const noexcept;
+    // stats-interval: the same, from the completion thread while the device runs. It never
+    // waits for the device's lock (shutdown and reconfiguration hold it while they join that
+    // thread): when the lock is taken it writes nothing and returns false (try again soon).
+    bool write_stats_file_periodic() const noexcept;
+    // `stats-interval` in ns (0: off), readable without the lock.
+    std::uint64_t stats_interval_ns() const noexcept {
+        return stats_interval_ns_.load(std::memory_order_relaxed);
+    }
 
   private:
     friend class Core;
@@ -246,6 +254,7 @@ class Device {
     static void atfork_child() noexcept;
 
     void retire_locked(Core *core) noexcept;
+    std::string stats_json_of(Config cfg, bool histograms) const; // without the lock
     void install_locked(const Config &cfg);
 
     mutable std::mutex mu_; // configuration, start and stop
@@ -264,6 +273,7 @@ class Device {
     std::atomic<std::uint32_t> next_instance_{0};
     std::atomic<std::uint64_t> generation_{0}; // bumped by fork-child reset
     std::atomic<std::uint64_t> policy_word_{0};  // Policy, packed; relaxed: a plain snapshot
+    std::atomic<std::uint64_t> stats_interval_ns_{0}; // cfg_.stats_interval_ns; relaxed: a value
     LiveCounters live_;
     ExternalPollFds external_fds_;
 };
