@@ -16,6 +16,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
+source "$src/scripts/lib/common.sh" # agg
 seconds=3
 rounds=1
 outdir=$src/bench/out
@@ -101,13 +102,6 @@ speed_run() {
     fi
     [[ -n ${ran[$label]:-} ]] || labels+=("$label")
     ran[$label]=$((${ran[$label]:-0} + 1))
-}
-
-# agg VALUES...: "median min max" of the numbers.
-agg() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-        if (!NR) { print "0 0 0"; exit }
-        printf "%.1f %.1f %.1f\n", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2, v[1], v[NR] }'
 }
 
 # device_ops FILE: the sum of `completed` over the op classes of a stats JSON ("?" if unread).

@@ -50,10 +50,9 @@ for ((r = 1; r <= rounds; r++)); do
         rates[$c]+="$hps "
     done
 done
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-sw=$(median "${rates[software]}")
-printf '%-10s %12s %8s\n' config "handshakes/s" "x sw"
+read -r sw _ < <(agg ${rates[software]})
+printf '%-10s %12s %8s %s\n' config "handshakes/s" "x sw" "(median of $rounds; range)"
 for c in "${configs[@]}"; do
-    m=$(median "${rates[$c]}")
-    printf '%-10s %12.1f %8.2f\n' "$c" "$m" "$(awk -v a="$m" -v b="$sw" 'BEGIN { print a / b }')"
+    read -r m lo hi < <(agg ${rates[$c]})
+    printf '%-10s %12.1f %8.2f (%s-%s)\n' "$c" "$m" "$(awk -v a="$m" -v b="$sw" 'BEGIN { print a / b }')" "$lo" "$hi"
 done

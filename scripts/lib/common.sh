@@ -5,7 +5,8 @@
 #               new_scratch, wait_pid, wait_for, children
 #   ports       port_free, free_port, wait_listen
 #   openssl     key_args, make_cert, make_pem, flip_byte
-#   servers     haproxy_config, h2load_counts
+#   servers     haproxy_config, nginx_engine_conf, nginx_up, h2load_counts
+#   numbers     agg (median, min, max of a benchmark's rounds)
 #   sanitizers  sanitizer_env (tests/sanitizers/options.env: the runtime options, defined once)
 # The stats files are read with tools/stats.py ($STATS: `"$STATS" get FILE CLASS FIELD`).
 
@@ -139,6 +140,15 @@ wait_listen() {
         sleep 0.1
     done
     return 1
+}
+
+# Numbers ---------------------------------------------------------------------------------------
+
+# agg VALUES...: "median min max" of the numbers (the benchmark scripts' rounds).
+agg() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (!NR) { print "0 0 0"; exit }
+        printf "%.1f %.1f %.1f\n", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2, v[1], v[NR] }'
 }
 
 # OpenSSL --------------------------------------------------------------------------------------

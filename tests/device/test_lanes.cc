@@ -15,6 +15,19 @@ using namespace std::chrono_literals;
 namespace simaccel::test {
 namespace {
 
+// A request whose work holds its worker until release().
+struct Blocker : TestRequest {
+    std::atomic<bool> released{false};
+    Blocker() {
+        work = [this](bool) {
+            while (!released.load())
+                std::this_thread::sleep_for(100us);
+            return true;
+        };
+    }
+    void release() { released = true; }
+};
+
 // contract.md §2: a synchronous request waits for the units in service, never for the rings.
 TEST(Lanes, RunHereDoesNotWaitBehindQueuedRequests) {
     Device dev;
@@ -55,19 +68,13 @@ TEST(Lanes, RunHereDoesNotWaitBehindQueuedRequests) {
 TEST(Lanes, RunHereIsNotCountedInQueueDepth) {
     Device dev;
     configure(dev, "workers=1 queue-depth=1");
-    std::atomic<bool> release{false};
-    TestRequest blocker;
-    blocker.work = [&](bool) {
-        while (!release.load())
-            std::this_thread::sleep_for(100us);
-        return true;
-    };
+    Blocker blocker;
     ASSERT_EQ(dev.try_submit(&blocker), Submit::kAccepted);
     TestRequest refused, sync;
     EXPECT_EQ(dev.try_submit(&refused), Submit::kBusy); // the ring is full ...
     EXPECT_EQ(dev.run_here(&sync), Submit::kAccepted);  // ... the caller's lane is not a ring
     EXPECT_EQ(sync.completions.load(), 1);
-    release = true;
+    blocker.release();
     ASSERT_TRUE(blocker.wait());
 }
 
@@ -120,13 +127,7 @@ struct Waiter : TestRequest {
 TEST(Lanes, RefusedRequestIsWokenWhenASlotFrees) {
     Device dev;
     configure(dev, "workers=1 instances=1 queue-depth=1");
-    std::atomic<bool> release{false};
-    TestRequest blocker;
-    blocker.work = [&](bool) {
-        while (!release.load())
-            std::this_thread::sleep_for(100us);
-        return true;
-    };
+    Blocker blocker;
     ASSERT_EQ(dev.try_submit(&blocker), Submit::kAccepted);
     Waiter a, b;
     ASSERT_EQ(dev.try_submit(&a.req), Submit::kBusy);
@@ -136,7 +137,7 @@ TEST(Lanes, RefusedRequestIsWokenWhenASlotFrees) {
     std::this_thread::sleep_for(5ms);
     EXPECT_EQ(a.woken.load(), 0) << "woken while the ring is full";
     EXPECT_EQ(b.woken.load(), 0) << "woken while the ring is full";
-    release = true;
+    blocker.release();
     ASSERT_TRUE(blocker.wait());
     ASSERT_TRUE(a.wait_woken()) << "not woken when the slot freed";
     // One free slot, one wake-up: the second waiter stays until a slot frees again.
@@ -159,20 +160,14 @@ TEST(Lanes, RefusedWithRoomIsWokenAtOnce) {
 TEST(Lanes, ShutdownWakesRoomWaiters) {
     Device dev;
     configure(dev, "workers=1 instances=1 queue-depth=1");
-    std::atomic<bool> release{false};
-    TestRequest blocker;
-    blocker.work = [&](bool) {
-        while (!release.load())
-            std::this_thread::sleep_for(100us);
-        return true;
-    };
+    Blocker blocker;
     ASSERT_EQ(dev.try_submit(&blocker), Submit::kAccepted);
     Waiter w;
     ASSERT_EQ(dev.try_submit(&w.req), Submit::kBusy);
     dev.wait_for_room(&w.req, &Waiter::wake);
     std::thread stopper([&] { dev.shutdown(); });
     std::this_thread::sleep_for(2ms);
-    release = true;
+    blocker.release();
     stopper.join();
     EXPECT_GE(w.woken.load(), 1) << "a stopped device left a refused request waiting";
     EXPECT_EQ(w.woken.load(), 1) << "woken more than once";
