@@ -121,6 +121,8 @@ bool parse_offload(Config &c, std::string_view s) {
     std::bitset<kNumOpClasses> set;
     if (iequals(s, "all")) {
         set.set();
+    } else if (iequals(s, "default")) {
+        set = kDefaultOffload;
     } else if (!iequals(s, "none")) {
         for (;;) {
             const auto comma = s.find(',');
@@ -142,6 +144,8 @@ bool parse_offload(Config &c, std::string_view s) {
 std::string get_offload(const Config &c) {
     if (c.offload.all())
         return "all";
+    if (c.offload == kDefaultOffload)
+        return "default";
     if (c.offload.none())
         return "none";
     std::string out;
@@ -391,17 +395,21 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               &parse_poll_mode,
               &get_poll_mode,
               false};
-    t[n++] = {"offload",
-              "OFFLOAD",
-              "class-list",
-              "all",
-              "rsa-priv,ecdsa-sign,ecdh",
-              "Op classes sent to the device; the others run in software inline.",
-              "`all`, `none` or a comma-separated list of op classes (rsa-priv, rsa-pub, "
-              "ecdsa-sign, ecdsa-verify, ecdh, x25519, x448, ed25519, ed448, null)",
-              &parse_offload,
-              &get_offload,
-              false};
+    t[n++] = {
+        "offload",
+        "OFFLOAD",
+        "class-list",
+        "default (all but prf, hkdf)",
+        "rsa-priv,ecdsa-sign,ecdh",
+        "Op classes sent to the device; the others run in software inline. `default` is "
+        "every class but the KDFs `prf` and `hkdf`, which cost less in software than a "
+        "device round trip (docs/model.md); `all` is every class, the KDFs included.",
+        "`default`, `all`, `none` or a comma-separated list of op classes (rsa-priv, rsa-pub, "
+        "ecdsa-sign, ecdsa-verify, ecdh, x25519, x448, ed25519, ed448, ec-keygen, "
+        "x25519-keygen, x448-keygen, dh-keygen, dh, prf, hkdf, null)",
+        &parse_offload,
+        &get_offload,
+        false};
     t[n++] = {"fault-busy",
               "FAULT_BUSY",
               "probability",
