@@ -11,8 +11,13 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/provider.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -227,6 +232,127 @@ SIMACCEL_BENCH(BM_X25519Keygen);
 SIMACCEL_BENCH(BM_Ffdhe2048Keygen);
 SIMACCEL_BENCH(BM_Tls13Kdf);
 SIMACCEL_BENCH(BM_Tls1Prf);
+
+// --- in-process TLS handshakes -----------------------------------------------------------------
+
+// A full TLS handshake over a socketpair on one thread: the server in the device's context
+// (`?provider=simaccel`, SSL_MODE_ASYNC, its async fd polled on WANT_ASYNC), the client in the
+// software one. Run the binary once per `offload` setting (SIMACCEL_OPTS) to compare: the
+// difference is the server's, the client's share is the same in both.
+struct TlsSetup {
+    SSL_CTX *server = nullptr, *client = nullptr;
+};
+
+const TlsSetup &tls_setup(int version, const char *group) {
+    static TlsSetup setups[2][3];
+    const int vi = version == TLS1_3_VERSION ? 1 : 0;
+    const int gi = std::strcmp(group, "X25519") == 0 ? 0 : std::strcmp(group, "P-256") == 0 ? 1 : 2;
+    TlsSetup &t = setups[vi][gi];
+    if (t.server != nullptr)
+        return t;
+    const Contexts &c = contexts();
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(c.sw, nullptr, "EC", "P-256");
+    X509 *x = X509_new_ex(c.sw, nullptr);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char *>("localhost"), -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509_sign(x, key, EVP_sha256());
+    t.server = SSL_CTX_new_ex(c.dev, "?provider=simaccel", TLS_server_method());
+    t.client = SSL_CTX_new_ex(c.sw, nullptr, TLS_client_method());
+    for (SSL_CTX *ctx : {t.server, t.client}) {
+        SSL_CTX_set_min_proto_version(ctx, version);
+        SSL_CTX_set_max_proto_version(ctx, version);
+        SSL_CTX_set1_groups_list(ctx, group);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
+    if (version == TLS1_2_VERSION)
+        SSL_CTX_set_cipher_list(t.server, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    SSL_CTX_use_certificate(t.server, x);
+    SSL_CTX_use_PrivateKey(t.server, key);
+    SSL_CTX_set_mode(t.server, SSL_MODE_ASYNC);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return t;
+}
+
+bool handshake(const TlsSetup &t, std::size_t *pauses) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        return false;
+    SSL *s = SSL_new(t.server), *c = SSL_new(t.client);
+    SSL_set_fd(s, sv[0]);
+    SSL_set_fd(c, sv[1]);
+    SSL_set_accept_state(s);
+    SSL_set_connect_state(c);
+    bool sdone = false, cdone = false, ok = true;
+    for (int rounds = 0; ok && !(sdone && cdone) && rounds < 100000; ++rounds) {
+        if (!cdone) {
+            const int r = SSL_do_handshake(c);
+            const int e = SSL_get_error(c, r);
+            cdone = r == 1;
+            ok = cdone || e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+        }
+        if (ok && !sdone) {
+            const int r = SSL_do_handshake(s);
+            const int e = SSL_get_error(s, r);
+            sdone = r == 1;
+            if (e == SSL_ERROR_WANT_ASYNC) {
+                ++*pauses;
+                OSSL_ASYNC_FD fd = -1;
+                size_t n = 1;
+                if (SSL_get_all_async_fds(s, &fd, &n) == 1 && n == 1) {
+                    pollfd p{fd, POLLIN, 0};
+                    poll(&p, 1, 1000);
+                }
+            } else {
+                ok = sdone || e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+            }
+        }
+    }
+    SSL_free(s);
+    SSL_free(c);
+    close(sv[0]);
+    close(sv[1]);
+    return ok && sdone && cdone;
+}
+
+void BM_Handshake(benchmark::State &state, int version, const char *group) {
+    const TlsSetup &t = tls_setup(version, group);
+    std::size_t pauses = 0, n = 0;
+    bool ok = true;
+    // The process's CPU time, device threads included: unlike the wall clock, it does not grow
+    // with what else the machine runs.
+    auto cpu_us = [] {
+        rusage ru{};
+        getrusage(RUSAGE_SELF, &ru);
+        return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    };
+    const double cpu0 = cpu_us();
+    for (auto _ : state) {
+        ok = ok && handshake(t, &pauses);
+        ++n;
+    }
+    state.counters["process_cpu_us"] =
+        benchmark::Counter((cpu_us() - cpu0) / static_cast<double>(n != 0 ? n : 1));
+    if (!ok)
+        state.SkipWithError("a handshake failed");
+    state.counters["handshakes/s"] =
+        benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
+    state.counters["pauses"] =
+        benchmark::Counter(static_cast<double>(pauses), benchmark::Counter::kAvgIterations);
+}
+
+BENCHMARK_CAPTURE(BM_Handshake, tls13_X25519_ecdsa, TLS1_3_VERSION, "X25519")->UseRealTime();
+BENCHMARK_CAPTURE(BM_Handshake, tls13_P256_ecdsa, TLS1_3_VERSION, "P-256")->UseRealTime();
+BENCHMARK_CAPTURE(BM_Handshake, tls12_P256_ecdsa, TLS1_2_VERSION, "P-256")->UseRealTime();
 
 } // namespace
 

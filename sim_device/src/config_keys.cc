@@ -119,20 +119,21 @@ std::string get_poll_mode(const Config &c) {
 
 bool parse_offload(Config &c, std::string_view s) {
     std::bitset<kNumOpClasses> set;
-    if (iequals(s, "all")) {
-        set.set();
-    } else if (iequals(s, "default")) {
-        set = kDefaultOffload;
-    } else if (!iequals(s, "none")) {
+    if (!iequals(s, "none")) {
         for (;;) {
             const auto comma = s.find(',');
             const auto name = s.substr(0, comma);
             std::size_t i = 0;
             while (i < kNumOpClasses && !iequals(name, kOpClassNames[i]))
                 ++i;
-            if (i == kNumOpClasses)
+            if (iequals(name, "all"))
+                set.set();
+            else if (iequals(name, "default")) // `default,hkdf`: the default plus a KDF
+                set |= kDefaultOffload;
+            else if (i == kNumOpClasses)
                 return false; // unknown class, or an empty item as in "ecdh,,rsa-priv"
-            set.set(i);
+            else
+                set.set(i);
             if (comma == std::string_view::npos)
                 break;
             s.remove_prefix(comma + 1);

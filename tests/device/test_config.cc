@@ -179,6 +179,10 @@ TEST(ConfigKeys, GoodValues) {
          "x25519-keygen,x448-keygen,dh-keygen,dh,prf,hkdf,null",
          "all"},
         {"offload", "Default", "default"},
+        {"offload", "default,hkdf",
+         "rsa-priv,rsa-pub,ecdsa-sign,ecdsa-verify,ecdh,x25519,x448,ed25519,ed448,ec-keygen,"
+         "x25519-keygen,x448-keygen,dh-keygen,dh,hkdf,null"},
+        {"offload", "prf,all", "all"},
         {"offload",
          "rsa-priv,rsa-pub,ecdsa-sign,ecdsa-verify,ecdh,x25519,x448,ed25519,ed448,ec-keygen,"
          "x25519-keygen,x448-keygen,dh-keygen,dh,null",
