@@ -183,7 +183,8 @@ void bench(benchmark::State &state, const Op &op) {
     }
     if (!ok)
         state.SkipWithError("an operation failed");
-    state.counters["ops/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
+    state.counters["ops/s"] =
+        benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
 }
 
 template <bool Device> void BM_EcP256Keygen(benchmark::State &s) {

@@ -396,22 +396,21 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               &parse_poll_mode,
               &get_poll_mode,
               false};
-    t[n++] = {
-        "offload",
-        "OFFLOAD",
-        "class-list",
-        "default (all but prf, hkdf)",
-        "rsa-priv,ecdsa-sign,ecdh",
-        "Op classes sent to the device; the others run in software inline. `default` is "
-        "every class but the KDFs `prf` and `hkdf`, which cost less in software than a "
-        "device round trip (docs/model.md); `all` is every class, the KDFs included; both "
-        "combine with classes, as `default,hkdf`.",
-        "`none`, or a comma-separated list of `default`, `all` and op classes (rsa-priv, "
-        "rsa-pub, ecdsa-sign, ecdsa-verify, ecdh, x25519, x448, ed25519, ed448, ec-keygen, "
-        "x25519-keygen, x448-keygen, dh-keygen, dh, prf, hkdf, null)",
-        &parse_offload,
-        &get_offload,
-        false};
+    t[n++] = {"offload",
+              "OFFLOAD",
+              "class-list",
+              "default (all but prf, hkdf)",
+              "rsa-priv,ecdsa-sign,ecdh",
+              "Op classes sent to the device; the others run in software inline. `default` is "
+              "every class but the KDFs `prf` and `hkdf`, which cost less in software than a "
+              "device round trip (docs/model.md); `all` is every class, the KDFs included; both "
+              "combine with classes, as `default,hkdf`.",
+              "`none`, or a comma-separated list of `default`, `all` and op classes (rsa-priv, "
+              "rsa-pub, ecdsa-sign, ecdsa-verify, ecdh, x25519, x448, ed25519, ed448, ec-keygen, "
+              "x25519-keygen, x448-keygen, dh-keygen, dh, prf, hkdf, null)",
+              &parse_offload,
+              &get_offload,
+              false};
     t[n++] = {"fault-busy",
               "FAULT_BUSY",
               "probability",

@@ -524,19 +524,19 @@ TEST_P(EcKeygen, KeysAreValidAndDistinct) {
     EXPECT_EQ(points.size(), kKeys);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    All, EcKeygen,
-    ::testing::Combine(::testing::Values("P-256", "P-384", "P-521"),
-                       ::testing::Values(Mode::kSync, Mode::kFd, Mode::kCallback)),
-    [](const ::testing::TestParamInfo<EcKeygen::ParamType> &p) {
-        std::string g;
-        for (const char *c = std::get<0>(p.param); *c != '\0'; ++c)
-            if (std::isalnum(static_cast<unsigned char>(*c)))
-                g += *c;
-        std::string m = mode_name(std::get<1>(p.param));
-        m[0] = static_cast<char>(std::toupper(m[0]));
-        return g + "_" + m;
-    });
+INSTANTIATE_TEST_SUITE_P(All, EcKeygen,
+                         ::testing::Combine(::testing::Values("P-256", "P-384", "P-521"),
+                                            ::testing::Values(Mode::kSync, Mode::kFd,
+                                                              Mode::kCallback)),
+                         [](const ::testing::TestParamInfo<EcKeygen::ParamType> &p) {
+                             std::string g;
+                             for (const char *c = std::get<0>(p.param); *c != '\0'; ++c)
+                                 if (std::isalnum(static_cast<unsigned char>(*c)))
+                                     g += *c;
+                             std::string m = mode_name(std::get<1>(p.param));
+                             m[0] = static_cast<char>(std::toupper(m[0]));
+                             return g + "_" + m;
+                         });
 
 } // namespace
 } // namespace simaccel::test

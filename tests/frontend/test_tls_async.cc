@@ -1,7 +1,7 @@
 // TLS 1.2 and 1.3 handshakes and echo over socketpairs with SSL_MODE_ASYNC: many connections on
-// one thread's event loop, woken by SSL async callbacks or by the async fds, server key on simaccel.
-// Groups P-256, P-384, X25519, X448 and ffdhe2048: the key share's generation and derive, the
-// signature and (counted, not offloaded by default) the key schedule's KDF calls per class per
+// one thread's event loop, woken by SSL async callbacks or by the async fds, server key on
+// simaccel. Groups P-256, P-384, X25519, X448 and ffdhe2048: the key share's generation and derive,
+// the signature and (counted, not offloaded by default) the key schedule's KDF calls per class per
 // handshake; every handshake pauses more than once where more than one operation is offloaded.
 #include <atomic>
 #include <cctype>
@@ -41,14 +41,17 @@ struct Variant {
     const char *group; // key exchange group: "P-256", "P-384", "X25519", "X448", "ffdhe2048"
 };
 
-bool is_ffdhe(const Variant &v) { return std::string_view(v.group).starts_with("ffdhe"); }
+bool is_ffdhe(const Variant &v) {
+    return std::string_view(v.group).starts_with("ffdhe");
+}
 
 // The op classes of the group's key share: its generation and its derive.
 const char *keygen_class(const Variant &v) {
     const std::string_view g = v.group;
-    return g.starts_with("P-") ? "ec-keygen" : g == "X25519" ? "x25519-keygen"
-                                          : g == "X448"   ? "x448-keygen"
-                                                          : "dh-keygen";
+    return g.starts_with("P-") ? "ec-keygen"
+           : g == "X25519"     ? "x25519-keygen"
+           : g == "X448"       ? "x448-keygen"
+                               : "dh-keygen";
 }
 const char *derive_class(const Variant &v) {
     const std::string_view g = v.group;
@@ -257,7 +260,7 @@ TEST_P(TlsAsync, HandshakeAndEcho) {
         // negotiate RFC 7919 groups below TLS 1.3): auto picks ffdhe2048 for a 2048-bit key.
         ASSERT_TRUE(SSL_CTX_set_cipher_list(sctx.get(), is_ffdhe(v) ? "DHE-RSA-AES128-GCM-SHA256"
                                                         : rsa       ? "ECDHE-RSA-AES128-GCM-SHA256"
-                                                                    : "ECDHE-ECDSA-AES128-GCM-SHA256"));
+                                                              : "ECDHE-ECDSA-AES128-GCM-SHA256"));
         if (is_ffdhe(v)) {
             ASSERT_EQ(SSL_CTX_set_dh_auto(sctx.get(), 1), 1);
         }
@@ -406,27 +409,25 @@ TEST_P(TlsAsync, HandshakeAndEcho) {
     const StatsSnapshot snap = f.stats();
     const OpCounters keygen_after = snap.op(keygen_cls), derive_after = snap.op(derive_cls);
     if (f.offloads(keygen_cls)) {
-        EXPECT_EQ(keygen_after.submitted - keygen_before.submitted, 2 * kConnections)
-            << keygen_cls;
+        EXPECT_EQ(keygen_after.submitted - keygen_before.submitted, 2 * kConnections) << keygen_cls;
         EXPECT_EQ(keygen_after.failed - keygen_before.failed, 0u) << keygen_cls;
     }
     if (f.offloads(derive_cls)) {
-        EXPECT_EQ(derive_after.submitted - derive_before.submitted, 2 * kConnections)
-            << derive_cls;
+        EXPECT_EQ(derive_after.submitted - derive_before.submitted, 2 * kConnections) << derive_cls;
         EXPECT_EQ(derive_after.failed - derive_before.failed, 0u) << derive_cls;
     }
     // The key schedule's KDF calls reach the provider: in software by default (inline), on the
     // device with offload=all; several per side per handshake.
     if (f.offloads(kdf_cls)) {
         const OpCounters kdf_after = snap.op(kdf_cls);
-        const std::uint64_t calls = kdf_after.submitted + kdf_after.inline_sw -
-                                    kdf_before.submitted - kdf_before.inline_sw;
+        const std::uint64_t calls =
+            kdf_after.submitted + kdf_after.inline_sw - kdf_before.submitted - kdf_before.inline_sw;
         EXPECT_GE(calls, 2 * 2 * kConnections) << kdf_cls;
     }
     // More than one pause per handshake wherever more than one of its operations is offloaded:
     // the application meets libssl's state machine paused at several points.
-    const unsigned offloaded = f.offloads(sign_cls) + f.offloads(keygen_cls) +
-                               f.offloads(derive_cls);
+    const unsigned offloaded =
+        f.offloads(sign_cls) + f.offloads(keygen_cls) + f.offloads(derive_cls);
     if (offloaded > 1) {
         for (std::size_t i = 0; i < eps.size(); i += 2) {
             EXPECT_GT(eps[i]->async_pauses, 1u) << "server " << i / 2;
