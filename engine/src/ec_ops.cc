@@ -1,5 +1,5 @@
-// The engine's EC_KEY_METHOD: ECDSA sign_sig and verify_sig and ECDH compute_key, offloaded to
-// the simulated device.
+// The engine's EC_KEY_METHOD: key generation, ECDSA sign_sig and verify_sig and ECDH
+// compute_key, offloaded to the simulated device.
 //
 // Which level of EC_KEY_OpenSSL() to call matters (crypto/ec/ecdsa_ossl.c, ec_kmeth.c,
 // ecdh_ossl.c). Its `sign` is ossl_ecdsa_sign -> ECDSA_do_sign_ex -> eckey->meth->sign_sig,
@@ -9,7 +9,8 @@
 // ecdsa_verify_sig, ecdh_compute_key of EC_GROUP_METHOD) and never return to the key's
 // method. So this method keeps the default `sign`, `sign_setup` and `verify` (they parse, size
 // and DER-encode, then land in our sign_sig / verify_sig), and the operations run the default
-// sign_sig / verify_sig / compute_key on the device.
+// sign_sig / verify_sig / compute_key on the device. Its `keygen` is ossl_ec_key_gen, which
+// dispatches on the group method (ec_key_simple_generate_key) too: ours runs it on the device.
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -44,6 +45,14 @@ VerifySigFn default_verify_sig() noexcept {
 ComputeKeyFn default_compute_key() noexcept {
     ComputeKeyFn fn = nullptr;
     EC_KEY_METHOD_get_compute_key(EC_KEY_OpenSSL(), &fn);
+    return fn;
+}
+
+using KeygenFn = int (*)(EC_KEY *key);
+
+KeygenFn default_keygen() noexcept {
+    KeygenFn fn = nullptr;
+    EC_KEY_METHOD_get_keygen(EC_KEY_OpenSSL(), &fn);
     return fn;
 }
 
@@ -199,6 +208,31 @@ class EcdhOperation final : public Operation {
     SecureBuffer secret_;
 };
 
+// EC key generation, into the caller's key (up-ref'd: an application that lets go of it
+// mid-request leaves the operation a live key). The caller is paused in its job or blocked in
+// the bridge until the device has let go of the request, so nothing reads the key meanwhile. A
+// second compute() (software fallback) generates a fresh pair over the first.
+class EcKeygenOperation final : public Operation {
+  public:
+    explicit EcKeygenOperation(EC_KEY *key) noexcept : Operation(OpClass::kEcKeygen), key_(key) {
+        EC_KEY_up_ref(key);
+    }
+
+    bool compute() noexcept override { return default_keygen()(key_.get()) == 1; }
+
+  private:
+    EcKeyPtr key_;
+};
+
+int ec_keygen(EC_KEY *key) noexcept {
+    OpPtr<EcKeygenOperation> op(new (std::nothrow) EcKeygenOperation(key));
+    if (op == nullptr) {
+        raise_error(Reason::kOutOfMemory);
+        return 0;
+    }
+    return run_operation(*op, error_reporter()) ? 1 : 0;
+}
+
 ECDSA_SIG *ecdsa_sign_sig(const unsigned char *dgst, int dgst_len, const BIGNUM *in_kinv,
                           const BIGNUM *in_r, EC_KEY *eckey) noexcept {
     OpPtr<EcdsaSignOperation> op(new (std::nothrow) EcdsaSignOperation(eckey));
@@ -251,7 +285,7 @@ int ecdh_compute_key(unsigned char **psec, size_t *pseclen, const EC_POINT *pub_
 } // namespace
 
 EC_KEY_METHOD *create_ec_key_method() noexcept {
-    // A copy of the default: keygen, init/finish/copy and the set_* hooks stay OpenSSL's.
+    // A copy of the default: init/finish/copy and the set_* hooks stay OpenSSL's.
     EC_KEY_METHOD *m = EC_KEY_METHOD_new(EC_KEY_OpenSSL());
     if (m == nullptr)
         return nullptr;
@@ -266,6 +300,7 @@ EC_KEY_METHOD *create_ec_key_method() noexcept {
     EC_KEY_METHOD_set_sign(m, sign, sign_setup, ecdsa_sign_sig);
     EC_KEY_METHOD_set_verify(m, verify, ecdsa_verify_sig);
     EC_KEY_METHOD_set_compute_key(m, ecdh_compute_key);
+    EC_KEY_METHOD_set_keygen(m, ec_keygen);
     return m;
 }
 

@@ -13,13 +13,14 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "gen_kdf.h"
 #include "offload.h"
 
 namespace simaccel::provider {
 namespace {
 
 struct Tables {
-    std::vector<OSSL_ALGORITHM> keymgmt, signature, asym_cipher, keyexch;
+    std::vector<OSSL_ALGORITHM> keymgmt, signature, asym_cipher, keyexch, kdf;
     std::list<std::vector<OSSL_DISPATCH>> patched; // stable storage for the rewritten tables
 };
 
@@ -112,6 +113,71 @@ std::vector<OSSL_DISPATCH> patch(std::size_t i, const OSSL_DISPATCH *in) {
     return out;
 }
 
+// Copies the default provider's key manager of kKeygens slot `i`, with gen_init, gen and
+// gen_cleanup pointed at our wrappers (gen_kdf.h).
+std::vector<OSSL_DISPATCH> patch_keygen(std::size_t i, const OSSL_DISPATCH *in) {
+    KeygenSlot &slot = g_keygen_slots[i];
+    slot.op_class = kKeygens[i].op_class;
+    std::vector<OSSL_DISPATCH> out;
+    for (const OSSL_DISPATCH *d = in; d->function_id != 0; ++d)
+        if (d->function_id == OSSL_FUNC_KEYMGMT_FREE)
+            slot.free = OSSL_FUNC_keymgmt_free(d);
+    // Generation is wrapped only when every entry it needs is there.
+    for (const OSSL_DISPATCH *d = in; d->function_id != 0; ++d) {
+        if (d->function_id == OSSL_FUNC_KEYMGMT_GEN_INIT)
+            slot.gen_init = OSSL_FUNC_keymgmt_gen_init(d);
+        else if (d->function_id == OSSL_FUNC_KEYMGMT_GEN)
+            slot.gen = OSSL_FUNC_keymgmt_gen(d);
+        else if (d->function_id == OSSL_FUNC_KEYMGMT_GEN_CLEANUP)
+            slot.gen_cleanup = OSSL_FUNC_keymgmt_gen_cleanup(d);
+    }
+    const bool wrap = slot.free != nullptr && slot.gen_init != nullptr && slot.gen != nullptr &&
+                      slot.gen_cleanup != nullptr;
+    for (const OSSL_DISPATCH *d = in; d->function_id != 0; ++d) {
+        OSSL_DISPATCH e = *d;
+        if (wrap && d->function_id == OSSL_FUNC_KEYMGMT_GEN_INIT)
+            e.function = dispatch_fn<OSSL_FUNC_keymgmt_gen_init_fn>(kKeygenEntries.gen_init[i]);
+        else if (wrap && d->function_id == OSSL_FUNC_KEYMGMT_GEN)
+            e.function = dispatch_fn<OSSL_FUNC_keymgmt_gen_fn>(kKeygenEntries.gen[i]);
+        else if (wrap && d->function_id == OSSL_FUNC_KEYMGMT_GEN_CLEANUP)
+            e.function =
+                dispatch_fn<OSSL_FUNC_keymgmt_gen_cleanup_fn>(kKeygenEntries.gen_cleanup[i]);
+        out.push_back(e);
+    }
+    out.push_back({0, nullptr});
+    return out;
+}
+
+// Copies the default provider's KDF of kKdfs slot `i`, with derive pointed at our wrapper.
+std::vector<OSSL_DISPATCH> patch_kdf(std::size_t i, const OSSL_DISPATCH *in) {
+    KdfSlot &slot = g_kdf_slots[i];
+    slot.op_class = kKdfs[i].op_class;
+    std::vector<OSSL_DISPATCH> out;
+    for (const OSSL_DISPATCH *d = in; d->function_id != 0; ++d) {
+        OSSL_DISPATCH e = *d;
+        switch (d->function_id) {
+        case OSSL_FUNC_KDF_DUPCTX:
+            slot.dupctx = OSSL_FUNC_kdf_dupctx(d);
+            break;
+        case OSSL_FUNC_KDF_FREECTX:
+            slot.freectx = OSSL_FUNC_kdf_freectx(d);
+            break;
+        case OSSL_FUNC_KDF_SET_CTX_PARAMS:
+            slot.set_ctx_params = OSSL_FUNC_kdf_set_ctx_params(d);
+            break;
+        case OSSL_FUNC_KDF_DERIVE:
+            slot.derive = OSSL_FUNC_kdf_derive(d);
+            e.function = dispatch_fn<OSSL_FUNC_kdf_derive_fn>(kKdfEntries[i]);
+            break;
+        default:
+            break;
+        }
+        out.push_back(e);
+    }
+    out.push_back({0, nullptr});
+    return out;
+}
+
 std::vector<OSSL_ALGORITHM> *table_for(Tables &t, int operation) noexcept {
     switch (operation) {
     case OSSL_OP_KEYMGMT:
@@ -122,6 +188,8 @@ std::vector<OSSL_ALGORITHM> *table_for(Tables &t, int operation) noexcept {
         return &t.asym_cipher;
     case OSSL_OP_KEYEXCH:
         return &t.keyexch;
+    case OSSL_OP_KDF:
+        return &t.kdf;
     default:
         return nullptr;
     }
@@ -139,8 +207,25 @@ void collect(Tables &t, OSSL_PROVIDER *deflt, int operation) {
             bool wanted = false;
             for (const char *k : kKeymgmtNames)
                 wanted = wanted || same_name(name, k);
-            if (wanted)
-                out.push_back(ours);
+            if (!wanted)
+                continue;
+            for (std::size_t i = 0; i < kNumKeygens; ++i)
+                if (same_name(name, kKeygens[i].name)) {
+                    ours.implementation =
+                        t.patched.emplace_back(patch_keygen(i, a->implementation)).data();
+                    break;
+                }
+            out.push_back(ours);
+            continue;
+        }
+        if (operation == OSSL_OP_KDF) {
+            for (std::size_t i = 0; i < kNumKdfs; ++i)
+                if (same_name(name, kKdfs[i].name)) {
+                    ours.implementation =
+                        t.patched.emplace_back(patch_kdf(i, a->implementation)).data();
+                    out.push_back(ours);
+                    break;
+                }
             continue;
         }
         for (std::size_t i = 0; i < kNumOffloads; ++i) {
@@ -163,7 +248,8 @@ bool build_algorithms(OSSL_PROVIDER *deflt) noexcept {
         return true;
     try {
         auto *t = new Tables;
-        for (int op : {OSSL_OP_KEYMGMT, OSSL_OP_SIGNATURE, OSSL_OP_ASYM_CIPHER, OSSL_OP_KEYEXCH})
+        for (int op : {OSSL_OP_KEYMGMT, OSSL_OP_SIGNATURE, OSSL_OP_ASYM_CIPHER, OSSL_OP_KEYEXCH,
+                       OSSL_OP_KDF})
             collect(*t, deflt, op);
         g_tables = t;
     } catch (const std::bad_alloc &) {

@@ -160,8 +160,12 @@ key_args() {
     rsa) KEY_ARGS=(-algorithm RSA -pkeyopt rsa_keygen_bits:2048) ;;
     rsa3072) KEY_ARGS=(-algorithm RSA -pkeyopt rsa_keygen_bits:3072) ;;
     ec) KEY_ARGS=(-algorithm EC -pkeyopt ec_paramgen_curve:P-256) ;;
+    ec384) KEY_ARGS=(-algorithm EC -pkeyopt ec_paramgen_curve:P-384) ;;
+    ec521) KEY_ARGS=(-algorithm EC -pkeyopt ec_paramgen_curve:P-521) ;;
     ed25519) KEY_ARGS=(-algorithm ED25519) ;;
     x25519) KEY_ARGS=(-algorithm X25519) ;;
+    x448) KEY_ARGS=(-algorithm X448) ;;
+    ffdhe2048) KEY_ARGS=(-algorithm DH -pkeyopt group:ffdhe2048) ;;
     *) fail "unknown key kind '$1'" ;;
     esac
 }

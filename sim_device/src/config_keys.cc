@@ -119,18 +119,21 @@ std::string get_poll_mode(const Config &c) {
 
 bool parse_offload(Config &c, std::string_view s) {
     std::bitset<kNumOpClasses> set;
-    if (iequals(s, "all")) {
-        set.set();
-    } else if (!iequals(s, "none")) {
+    if (!iequals(s, "none")) {
         for (;;) {
             const auto comma = s.find(',');
             const auto name = s.substr(0, comma);
             std::size_t i = 0;
             while (i < kNumOpClasses && !iequals(name, kOpClassNames[i]))
                 ++i;
-            if (i == kNumOpClasses)
+            if (iequals(name, "all"))
+                set.set();
+            else if (iequals(name, "default")) // `default,hkdf`: the default plus a KDF
+                set |= kDefaultOffload;
+            else if (i == kNumOpClasses)
                 return false; // unknown class, or an empty item as in "ecdh,,rsa-priv"
-            set.set(i);
+            else
+                set.set(i);
             if (comma == std::string_view::npos)
                 break;
             s.remove_prefix(comma + 1);
@@ -142,6 +145,8 @@ bool parse_offload(Config &c, std::string_view s) {
 std::string get_offload(const Config &c) {
     if (c.offload.all())
         return "all";
+    if (c.offload == kDefaultOffload)
+        return "default";
     if (c.offload.none())
         return "none";
     std::string out;
@@ -401,11 +406,15 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
     t[n++] = {"offload",
               "OFFLOAD",
               "class-list",
-              "all",
+              "default (all but prf, hkdf)",
               "rsa-priv,ecdsa-sign,ecdh",
-              "Op classes sent to the device; the others run in software inline.",
-              "`all`, `none` or a comma-separated list of op classes (rsa-priv, rsa-pub, "
-              "ecdsa-sign, ecdsa-verify, ecdh, x25519, x448, ed25519, ed448, null)",
+              "Op classes sent to the device; the others run in software inline. `default` is "
+              "every class but the KDFs `prf` and `hkdf`, which cost less in software than a "
+              "device round trip (docs/model.md); `all` is every class, the KDFs included; both "
+              "combine with classes, as `default,hkdf`.",
+              "`none`, or a comma-separated list of `default`, `all` and op classes (rsa-priv, "
+              "rsa-pub, ecdsa-sign, ecdsa-verify, ecdh, x25519, x448, ed25519, ed448, ec-keygen, "
+              "x25519-keygen, x448-keygen, dh-keygen, dh, prf, hkdf, null)",
               &parse_offload,
               &get_offload,
               false};

@@ -54,16 +54,17 @@ unsigned online_cpus() noexcept {
 
 namespace {
 
-// Bits 0-1 flags, 16-31 offload (one per op class), 32-63 max_retries.
-static_assert(kNumOpClasses <= 16, "pack_policy packs one offload bit per op class in 16 bits");
-static_assert(sizeof(Config::max_retries) <= 4, "pack_policy packs max_retries in 32 bits");
+// Bits 0-1 flags, 2-31 max_retries (the key allows at most 10^9 < 2^30), 32-63 offload (one
+// bit per op class).
+static_assert(kNumOpClasses <= 32, "pack_policy packs one offload bit per op class in 32 bits");
+constexpr std::uint64_t kMaxRetriesMask = (std::uint64_t{1} << 30) - 1;
 
 std::uint64_t pack_policy(const Config &c) noexcept {
     std::uint64_t w = 0;
     w |= c.verify ? 1u : 0u;
     w |= c.sw_fallback ? 2u : 0u;
-    w |= static_cast<std::uint64_t>(c.offload.to_ulong() & 0xffffu) << 16;
-    w |= static_cast<std::uint64_t>(c.max_retries) << 32;
+    w |= (static_cast<std::uint64_t>(c.max_retries) & kMaxRetriesMask) << 2;
+    w |= static_cast<std::uint64_t>(c.offload.to_ulong() & 0xffffffffu) << 32;
     return w;
 }
 
@@ -145,8 +146,8 @@ Policy Device::policy() const noexcept {
     Policy p;
     p.verify = w & 1u;
     p.sw_fallback = w & 2u;
-    p.offload = static_cast<std::uint16_t>(w >> 16);
-    p.max_retries = static_cast<std::uint32_t>(w >> 32);
+    p.max_retries = static_cast<std::uint32_t>((w >> 2) & kMaxRetriesMask);
+    p.offload = static_cast<std::uint32_t>(w >> 32);
     return p;
 }
 

@@ -20,10 +20,12 @@ int LiveCounters::load(Kind k) const noexcept {
     return std::atomic_ref<int>(const_cast<int &>(v_[k].value)).load(std::memory_order_relaxed);
 }
 
-void LiveCounters::add(OpClass, int delta) noexcept {
-    // Every op class is asymmetric (RSA, ECDSA, ECDH, X/Ed curves; `null` is a device round
-    // trip without work and counts like the others). Relaxed: a gauge, read without ordering.
-    std::atomic_ref<int>(v_[kAsym].value).fetch_add(delta, std::memory_order_relaxed);
+void LiveCounters::add(OpClass c, int delta) noexcept {
+    // The KDFs (`prf`, `hkdf`) count as QAT_Engine's kdf requests; every other op class is
+    // asymmetric (RSA, ECDSA, ECDH, FFDH, X/Ed curves, key generation; `null` is a device round
+    // trip without work and counts like them). Relaxed: a gauge, read without ordering.
+    const Kind k = c == OpClass::kPrf || c == OpClass::kHkdf ? kKdf : kAsym;
+    std::atomic_ref<int>(v_[k].value).fetch_add(delta, std::memory_order_relaxed);
 }
 
 void LiveCounters::reset() noexcept {

@@ -3,11 +3,12 @@
 # handshake with a stock s_client on 127.0.0.1, data flows both ways, and the device's stats show
 # the server's private-key operations. The second argument is the certificate's key:
 #   engine    rsa|ec (`-engine simaccel`)
-#   provider  ed25519|ec (conf/simaccel-provider.cnf), TLS 1.3 with X25519, which the device
-#             computes too
+#   provider  ed25519|ec [X25519|ffdhe2048] (conf/simaccel-provider.cnf), TLS 1.3 with the group
+#             given (default X25519), whose key share generation and derive the device computes
+#             too (x25519-keygen and x25519, or dh-keygen and dh, in the server's stats file)
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/frontend_lib.sh"
-usage="usage: tls.sh engine rsa|ec, or tls.sh provider ed25519|ec"
+usage="usage: tls.sh engine rsa|ec, or tls.sh provider ed25519|ec [X25519|ffdhe2048]"
 use_frontend "${1:?$usage}"
 kind=${2:?$usage}
 require_python
@@ -18,9 +19,15 @@ engine:rsa) cls=rsa-priv ;;
 provider:ed25519) cls=ed25519 ;;
 *) fail "$usage" ;;
 esac
-# The provider's key exchange is offloaded as well: X25519 it is.
+# The provider's key exchange is offloaded as well: X25519 or ffdhe2048.
+group=${3:-X25519}
+case $group in
+X25519) kx_classes=(x25519-keygen x25519) temp_key='X25519' ;;
+ffdhe2048) kx_classes=(dh-keygen dh) temp_key='(DH, 2048 bits|ffdhe2048)' ;;
+*) fail "$usage" ;;
+esac
 tls=()
-[[ $FRONTEND == provider ]] && tls=(-tls1_3 -groups X25519)
+[[ $FRONTEND == provider ]] && tls=(-tls1_3 -groups "$group")
 make_cert "$kind" "$WORK/server"
 
 # -naccept 1: the server exits by itself after the client leaves, so the device's stats are
@@ -49,8 +56,8 @@ grep -q 'Verify return code: 0 (ok)' "$CLIENT_LOG" || { dump_logs; fail "certifi
 if [[ $FRONTEND == provider ]]; then
     grep -Eq 'TLSv1\.3' "$CLIENT_LOG" || { dump_logs; fail "not TLS 1.3"; }
     # 3.0 prints "Server Temp Key", 3.5 "Peer Temp Key" (and "Negotiated TLS1.3 group").
-    grep -Eq '(Server|Peer) Temp Key: X25519|Negotiated TLS1.3 group: X25519' "$CLIENT_LOG" ||
-        { dump_logs; fail "X25519 was not the key exchange"; }
+    grep -Eq "(Server|Peer) Temp Key: $temp_key|Negotiated TLS1.3 group: $group" "$CLIENT_LOG" ||
+        { dump_logs; fail "$group was not the key exchange"; }
 fi
 
 ping="ping-from-client-$RANDOM$RANDOM"
@@ -69,5 +76,9 @@ grep -Eq '^[0-9A-F]+:error:' "$SERVER_LOG" && { dump_logs; fail "s_server logged
 
 cat "$WORK/stats.json" >&2 || true
 expect_completed "$WORK/stats.json" "$cls"
-[[ $FRONTEND == provider ]] && expect_completed "$WORK/stats.json" x25519
+if [[ $FRONTEND == provider ]]; then
+    for c in "${kx_classes[@]}"; do
+        expect_completed "$WORK/stats.json" "$c"
+    done
+fi
 say "ok: $FRONTEND, $(grep -m1 'Cipher is ' "$CLIENT_LOG")"

@@ -133,7 +133,22 @@ std::optional<std::string> ProviderFrontend::stats_text(std::string *err) {
 }
 
 bool ProviderFrontend::offloads(std::string_view op_class) const noexcept {
-    return op_class == "rsa-priv" || op_class == "ecdsa-sign" || op_class == "ecdh";
+    for (std::string_view c :
+         {"rsa-priv", "ecdsa-sign", "ecdh", "x25519", "x448", "ed25519", "ed448", "ec-keygen",
+          "x25519-keygen", "x448-keygen", "dh-keygen", "dh", "prf", "hkdf"})
+        if (c == op_class)
+            return true;
+    return false;
+}
+
+bool EngineFrontend::offloads(std::string_view op_class) const noexcept {
+    // The engine's RSA_METHOD and EC_KEY_METHOD; X25519/X448/Ed*, FFDH and the KDFs are
+    // provider-only.
+    for (std::string_view c :
+         {"rsa-priv", "rsa-pub", "ecdsa-sign", "ecdsa-verify", "ecdh", "ec-keygen", "null"})
+        if (c == op_class)
+            return true;
+    return false;
 }
 
 // --- process-wide -----------------------------------------------------------------------------

@@ -56,7 +56,7 @@ class EngineFrontend final : public Frontend {
     std::optional<std::string> stats_text(std::string *err) override;
     bool set_config(std::string_view key, std::string_view value) override;
     bool can_set_config() const noexcept override { return true; }
-    bool offloads(std::string_view) const noexcept override { return true; }
+    bool offloads(std::string_view op_class) const noexcept override;
 
     ENGINE *engine() const noexcept { return e_; }
     // ENGINE_ctrl_cmd_string(e, ctrl, value, 0): the raw ctrl, errors left on the queue.
@@ -81,7 +81,9 @@ class ProviderFrontend final : public Frontend {
     // there is no run-time setter in the public provider API.
     bool set_config(std::string_view, std::string_view) override { return false; }
     bool can_set_config() const noexcept override { return false; }
-    // contract.md §11: the provider wraps the expensive (private-key) entries only.
+    // contract.md §11: the provider wraps the expensive entries only (private-key operations,
+    // key generation, derive, the TLS KDFs). Whether a class is offloaded by the device's
+    // `offload` setting is another matter: the KDFs are not by default.
     bool offloads(std::string_view op_class) const noexcept override;
     OSSL_PROVIDER *provider() const noexcept { return simaccel_; }
 

@@ -106,7 +106,7 @@ TEST(ConfigTable, DefaultTextMatchesTheDefaultConfig) {
     EXPECT_EQ(key("queue-depth").get(def), "1024");
     EXPECT_EQ(key("reset-downtime").get(def), "100ms");
     EXPECT_EQ(key("log").get(def), "warn");
-    EXPECT_EQ(key("offload").get(def), "all");
+    EXPECT_EQ(key("offload").get(def), "default");
     EXPECT_EQ(key("poll-mode").get(def), "event");
     EXPECT_EQ(key("stats-file").get(def), "none");
     EXPECT_EQ(key("latency-ecdh").get(def), "inherit");
@@ -174,8 +174,19 @@ TEST(ConfigKeys, GoodValues) {
         {"offload", "ALL", "all"},
         {"offload", "ecdh,rsa-priv", "rsa-priv,ecdh"},
         {"offload", "ecdh,ecdh", "ecdh"},
-        {"offload", "rsa-priv,rsa-pub,ecdsa-sign,ecdsa-verify,ecdh,x25519,x448,ed25519,ed448,null",
+        {"offload",
+         "rsa-priv,rsa-pub,ecdsa-sign,ecdsa-verify,ecdh,x25519,x448,ed25519,ed448,ec-keygen,"
+         "x25519-keygen,x448-keygen,dh-keygen,dh,prf,hkdf,null",
          "all"},
+        {"offload", "Default", "default"},
+        {"offload", "default,hkdf",
+         "rsa-priv,rsa-pub,ecdsa-sign,ecdsa-verify,ecdh,x25519,x448,ed25519,ed448,ec-keygen,"
+         "x25519-keygen,x448-keygen,dh-keygen,dh,hkdf,null"},
+        {"offload", "prf,all", "all"},
+        {"offload",
+         "rsa-priv,rsa-pub,ecdsa-sign,ecdsa-verify,ecdh,x25519,x448,ed25519,ed448,ec-keygen,"
+         "x25519-keygen,x448-keygen,dh-keygen,dh,null",
+         "default"},
         {"fault-busy", "0.25", "0.25"},
         {"fault-busy", "25%", "0.25"},
         {"fault-busy", "100%", "1"},
@@ -234,6 +245,11 @@ TEST(ConfigKeys, ValuesLandInTheRightFields) {
     ASSERT_TRUE(config_set(c, "latency-ecdh", "inherit", &err)) << err;
     EXPECT_EQ(c.latency_for(OpClass::kEcdh).a_ns, 7'000'000u);
 
+    EXPECT_FALSE(c.offload.test(index_of(OpClass::kPrf)))
+        << "the KDFs are not offloaded by default";
+    EXPECT_FALSE(c.offload.test(index_of(OpClass::kHkdf)));
+    EXPECT_TRUE(c.offload.test(index_of(OpClass::kEcKeygen)));
+    EXPECT_EQ(c.offload.count(), kNumOpClasses - 2);
     ASSERT_TRUE(config_set(c, "offload", "rsa-priv,x25519", &err)) << err;
     EXPECT_TRUE(c.offload.test(index_of(OpClass::kRsaPriv)));
     EXPECT_TRUE(c.offload.test(index_of(OpClass::kX25519)));
@@ -313,7 +329,7 @@ TEST(ConfigKeys, BadValuesNameKeyAndValueAndChangeNothing) {
         {"offload", "rsa-priv,"},
         {"offload", ",ecdh"},
         {"offload", "ecdh,,x25519"},
-        {"offload", "all,ecdh"},
+        {"offload", "none,ecdh"},
         {"offload", "rsa-priv ecdh"},
         {"fault-busy", "1.5"},
         {"fault-busy", "-0.1"},

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -474,6 +475,68 @@ INSTANTIATE_TEST_SUITE_P(
         m[0] = static_cast<char>(std::toupper(m[0]));
         return case_name(std::get<0>(p.param)) + "_" + m;
     });
+
+// EC key generation through the frontend (the engine's EC_KEY_METHOD keygen, the provider's
+// keymgmt gen), in and out of jobs: every key is valid for stock OpenSSL (its public point on
+// the curve, its private half agreeing on a secret with a software peer) and all are distinct.
+class EcKeygen : public ::testing::TestWithParam<std::tuple<const char *, Mode>> {
+  protected:
+    void SetUp() override { SIMACCEL_REQUIRE_FRONTEND(); }
+};
+
+TEST_P(EcKeygen, KeysAreValidAndDistinct) {
+    const auto &[group, mode] = GetParam();
+    Frontend &f = *active_frontend();
+    constexpr std::size_t kKeys = 16;
+    std::vector<EvpPkeyPtr> keys(kKeys);
+    const OpCounters before = f.stats().op("ec-keygen");
+    const RunReport rep = run_in_jobs(
+        kKeys,
+        [&](std::size_t i) {
+            keys[i] = make_ec_key(f, group);
+            return keys[i] != nullptr;
+        },
+        mode);
+    const OpCounters after = f.stats().op("ec-keygen");
+    if (f.offloads("ec-keygen")) {
+        EXPECT_EQ(after.submitted - before.submitted, kKeys) << "ec-keygen";
+        if (mode != Mode::kSync) {
+            EXPECT_GE(rep.pauses, kKeys) << "every generation pauses its job";
+        }
+    }
+    std::set<Bytes> points;
+    const int nid = EC_curve_nist2nid(group);
+    for (std::size_t i = 0; i < kKeys; ++i) {
+        ASSERT_TRUE(keys[i]) << "key " << i;
+        EcKeyPtr pub = sw::ec_public(keys[i].get());
+        ASSERT_TRUE(pub) << drain_errors();
+        EXPECT_EQ(EC_KEY_check_key(pub.get()), 1) << "key " << i << ": point not on the curve";
+        const Bytes point = sw::ec_point_octets(pub.get());
+        points.insert(point);
+        EcKeyPtr peer = sw::ec_generate(nid);
+        ASSERT_TRUE(peer);
+        EvpPkeyPtr peer_pub = make_ec_public(f, group, sw::ec_point_octets(peer.get()));
+        ASSERT_TRUE(peer_pub) << drain_errors();
+        EcdhDerive d(f, keys[i].get(), peer_pub.get(), sw::ecdh(peer.get(), pub.get()));
+        EXPECT_TRUE(d.run());
+        EXPECT_TRUE(d.check()) << "key " << i << ": its private half does not match";
+    }
+    EXPECT_EQ(points.size(), kKeys);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, EcKeygen,
+                         ::testing::Combine(::testing::Values("P-256", "P-384", "P-521"),
+                                            ::testing::Values(Mode::kSync, Mode::kFd,
+                                                              Mode::kCallback)),
+                         [](const ::testing::TestParamInfo<EcKeygen::ParamType> &p) {
+                             std::string g;
+                             for (const char *c = std::get<0>(p.param); *c != '\0'; ++c)
+                                 if (std::isalnum(static_cast<unsigned char>(*c)))
+                                     g += *c;
+                             std::string m = mode_name(std::get<1>(p.param));
+                             m[0] = static_cast<char>(std::toupper(m[0]));
+                             return g + "_" + m;
+                         });
 
 } // namespace
 } // namespace simaccel::test

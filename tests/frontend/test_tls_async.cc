@@ -1,11 +1,15 @@
 // TLS 1.2 and 1.3 handshakes and echo over socketpairs with SSL_MODE_ASYNC: many connections on
-// one thread's event loop, woken by SSL async callbacks or by the async fds, server key on simaccel.
+// one thread's event loop, woken by SSL async callbacks or by the async fds, server key on
+// simaccel. Groups P-256, P-384, X25519, X448 and ffdhe2048: the key share's generation and derive,
+// the signature and (counted, not offloaded by default) the key schedule's KDF calls per class per
+// handshake; every handshake pauses more than once where more than one operation is offloaded.
 #include <atomic>
 #include <cctype>
 #include <chrono>
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -34,14 +38,34 @@ enum class Cert { kRsa2048, kEcdsaP256 };
 struct Variant {
     int version; // TLS1_2_VERSION or TLS1_3_VERSION
     Cert cert;
-    const char *group; // ECDHE group
+    const char *group; // key exchange group: "P-256", "P-384", "X25519", "X448", "ffdhe2048"
 };
+
+bool is_ffdhe(const Variant &v) {
+    return std::string_view(v.group).starts_with("ffdhe");
+}
+
+// The op classes of the group's key share: its generation and its derive.
+const char *keygen_class(const Variant &v) {
+    const std::string_view g = v.group;
+    return g.starts_with("P-") ? "ec-keygen"
+           : g == "X25519"     ? "x25519-keygen"
+           : g == "X448"       ? "x448-keygen"
+                               : "dh-keygen";
+}
+const char *derive_class(const Variant &v) {
+    const std::string_view g = v.group;
+    return g.starts_with("P-") ? "ecdh" : g == "X25519" ? "x25519" : g == "X448" ? "x448" : "dh";
+}
 
 // "Tls13_EcdsaP256_P384": the test name's part, and how gtest prints the parameter.
 std::string variant_name(const Variant &v) {
     std::string n = v.version == TLS1_2_VERSION ? "Tls12" : "Tls13";
     n += v.cert == Cert::kRsa2048 ? "_Rsa2048" : "_EcdsaP256";
-    n += std::string("_") + (v.group[2] == '2' ? "P256" : "P384");
+    n += '_';
+    for (const char *c = v.group; *c != '\0'; ++c)
+        if (std::isalnum(static_cast<unsigned char>(*c)))
+            n += *c;
     return n;
 }
 void PrintTo(const Variant &v, std::ostream *os) {
@@ -233,8 +257,14 @@ TEST_P(TlsAsync, HandshakeAndEcho) {
         }
     }
     if (v.version == TLS1_2_VERSION) {
-        ASSERT_TRUE(SSL_CTX_set_cipher_list(sctx.get(), rsa ? "ECDHE-RSA-AES128-GCM-SHA256"
-                                                            : "ECDHE-ECDSA-AES128-GCM-SHA256"));
+        // TLS 1.2 finite-field DH is DHE with the server's parameters (OpenSSL 3.0 does not
+        // negotiate RFC 7919 groups below TLS 1.3): auto picks ffdhe2048 for a 2048-bit key.
+        ASSERT_TRUE(SSL_CTX_set_cipher_list(sctx.get(), is_ffdhe(v) ? "DHE-RSA-AES128-GCM-SHA256"
+                                                        : rsa       ? "ECDHE-RSA-AES128-GCM-SHA256"
+                                                              : "ECDHE-ECDSA-AES128-GCM-SHA256"));
+        if (is_ffdhe(v)) {
+            ASSERT_EQ(SSL_CTX_set_dh_auto(sctx.get(), 1), 1);
+        }
     }
     ASSERT_EQ(SSL_CTX_use_certificate(sctx.get(), cert), 1) << drain_errors();
     ASSERT_EQ(SSL_CTX_use_PrivateKey(sctx.get(), key), 1) << drain_errors();
@@ -277,7 +307,13 @@ TEST_P(TlsAsync, HandshakeAndEcho) {
 
     const char *sign_cls = rsa ? "rsa-priv" : "ecdsa-sign";
     const OpCounters sign_before = f.stats().op(sign_cls);
-    const OpCounters ecdh_before = f.stats().op("ecdh");
+    const char *keygen_cls = keygen_class(v);
+    const char *derive_cls = derive_class(v);
+    const char *kdf_cls = v.version == TLS1_2_VERSION ? "prf" : "hkdf";
+    const StatsSnapshot snap_before = f.stats();
+    const OpCounters keygen_before = snap_before.op(keygen_cls);
+    const OpCounters derive_before = snap_before.op(derive_cls);
+    const OpCounters kdf_before = snap_before.op(kdf_cls);
 
     // The event loop: one thread, every connection at once.
     const auto deadline = Clock::now() + std::chrono::seconds(20);
@@ -370,9 +406,36 @@ TEST_P(TlsAsync, HandshakeAndEcho) {
         EXPECT_EQ(after.completed - sign_before.completed, kConnections) << sign_cls;
         EXPECT_EQ(after.failed - sign_before.failed, 0u) << sign_cls;
     }
-    if (f.offloads("ecdh")) {
-        const OpCounters after = f.stats().op("ecdh");
-        EXPECT_EQ(after.completed - ecdh_before.completed, 2 * kConnections) << "ecdh";
+    // Each side generates its key share and derives the secret once per handshake.
+    const StatsSnapshot snap = f.stats();
+    const OpCounters keygen_after = snap.op(keygen_cls), derive_after = snap.op(derive_cls);
+    if (f.offloads(keygen_cls)) {
+        EXPECT_EQ(keygen_after.submitted - keygen_before.submitted, 2 * kConnections) << keygen_cls;
+        EXPECT_EQ(keygen_after.failed - keygen_before.failed, 0u) << keygen_cls;
+    }
+    if (f.offloads(derive_cls)) {
+        EXPECT_EQ(derive_after.submitted - derive_before.submitted, 2 * kConnections) << derive_cls;
+        EXPECT_EQ(derive_after.failed - derive_before.failed, 0u) << derive_cls;
+    }
+    // The key schedule's KDF calls reach the provider: in software by default (inline), on the
+    // device with offload=all; several per side per handshake.
+    if (f.offloads(kdf_cls)) {
+        const OpCounters kdf_after = snap.op(kdf_cls);
+        const std::uint64_t calls =
+            kdf_after.submitted + kdf_after.inline_sw - kdf_before.submitted - kdf_before.inline_sw;
+        EXPECT_GE(calls, 2 * 2 * kConnections) << kdf_cls;
+    }
+    // More than one pause per handshake wherever more than one of its operations is offloaded:
+    // the application meets libssl's state machine paused at several points.
+    const unsigned offloaded =
+        f.offloads(sign_cls) + f.offloads(keygen_cls) + f.offloads(derive_cls);
+    if (offloaded > 1) {
+        for (std::size_t i = 0; i < eps.size(); i += 2) {
+            EXPECT_GT(eps[i]->async_pauses, 1u) << "server " << i / 2;
+            if (f.offloads(keygen_cls) && f.offloads(derive_cls)) {
+                EXPECT_GT(eps[i + 1]->async_pauses, 1u) << "client " << i / 2;
+            }
+        }
     }
 
     // An orderly close: completes without pausing on anything.
@@ -389,8 +452,13 @@ std::vector<Variant> variants() {
     std::vector<Variant> v;
     for (int version : {TLS1_2_VERSION, TLS1_3_VERSION})
         for (Cert c : {Cert::kRsa2048, Cert::kEcdsaP256})
-            for (const char *g : {"P-256", "P-384"})
+            for (const char *g : {"P-256", "P-384", "X25519", "X448", "ffdhe2048"}) {
+                // No cipher suite signs DHE with ECDSA.
+                if (version == TLS1_2_VERSION && c == Cert::kEcdsaP256 &&
+                    std::string_view(g) == "ffdhe2048")
+                    continue;
                 v.push_back({version, c, g});
+            }
     return v;
 }
 

@@ -8,7 +8,10 @@
 #include <openssl/provider.h>
 #include <openssl/x509.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <string_view>
 
@@ -21,6 +24,22 @@
 namespace simaccel::test {
 
 inline constexpr char kOurs[] = "provider=simaccel";
+
+// Writes an openssl.cnf with default + simaccel and `extra` lines in simaccel's section;
+// simaccel is activated by the file unless `activate` is false.
+inline std::string write_provider_config(const std::string &name, const std::string &extra,
+                                         bool activate = true) {
+    const char *dir = std::getenv("TMPDIR");
+    const std::string path = std::string(dir != nullptr ? dir : "/tmp") + "/simaccel-" + name +
+                             "-" + std::to_string(getpid()) + ".cnf";
+    std::ofstream out(path);
+    out << "openssl_conf = init\n[init]\nproviders = provs\n"
+           "[provs]\ndefault = dflt\nsimaccel = sa\n"
+           "[dflt]\nactivate = 1\n"
+           "[sa]\n"
+        << (activate ? "activate = 1\n" : "") << extra;
+    return path;
+}
 
 // A fresh library context with default + simaccel, and a reference context with the default
 // provider only: results are always checked by stock OpenSSL, never by ourselves.

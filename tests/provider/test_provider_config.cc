@@ -7,21 +7,6 @@
 namespace simaccel::test {
 namespace {
 
-// Writes an openssl.cnf with default + simaccel and `extra` lines in simaccel's section;
-// simaccel is activated by the file unless `activate` is false.
-std::string write_config(const std::string &name, const std::string &extra, bool activate = true) {
-    const char *dir = std::getenv("TMPDIR");
-    const std::string path = std::string(dir != nullptr ? dir : "/tmp") + "/simaccel-" + name +
-                             "-" + std::to_string(getpid()) + ".cnf";
-    std::ofstream out(path);
-    out << "openssl_conf = init\n[init]\nproviders = provs\n"
-           "[provs]\ndefault = dflt\nsimaccel = sa\n"
-           "[dflt]\nactivate = 1\n"
-           "[sa]\n"
-        << (activate ? "activate = 1\n" : "") << extra;
-    return path;
-}
-
 std::string stats_of(OSSL_LIB_CTX *ctx) {
     OSSL_PROVIDER *p = OSSL_PROVIDER_load(ctx, "simaccel"); // the activated one, up-ref'd
     EXPECT_NE(p, nullptr) << drain_errors();
@@ -33,8 +18,8 @@ std::string stats_of(OSSL_LIB_CTX *ctx) {
 }
 
 TEST(ProviderConfig, SectionKeysConfigureTheDevice) {
-    const std::string path =
-        write_config("good", "max-retries = 7\nlatency-ecdh = fixed:20us\npoll-mode = event\n");
+    const std::string path = write_provider_config(
+        "good", "max-retries = 7\nlatency-ecdh = fixed:20us\npoll-mode = event\n");
     LibCtxPtr ctx(OSSL_LIB_CTX_new());
     ASSERT_EQ(OSSL_LIB_CTX_load_config(ctx.get(), path.c_str()), 1) << drain_errors();
     std::remove(path.c_str());
@@ -47,7 +32,7 @@ TEST(ProviderConfig, SectionKeysConfigureTheDevice) {
 TEST(ProviderConfig, BadValueFailsTheLoadNamingKeyAndValue) {
     // The section is recorded, not activated: the explicit load reports why it failed (when
     // the file activates the provider, OpenSSL 3.0 makes the failure soft and drops the queue).
-    const std::string path = write_config("bad", "queue-depth = lots\n", false);
+    const std::string path = write_provider_config("bad", "queue-depth = lots\n", false);
     LibCtxPtr ctx(OSSL_LIB_CTX_new());
     ASSERT_EQ(OSSL_LIB_CTX_load_config(ctx.get(), path.c_str()), 1) << drain_errors();
     std::remove(path.c_str());
@@ -62,7 +47,7 @@ TEST(ProviderConfig, BadValueFailsTheLoadNamingKeyAndValue) {
 }
 
 TEST(ProviderConfig, BadValueInAnActivatingFileLeavesTheProviderUnavailable) {
-    const std::string path = write_config("bad-active", "latency = sometimes\n");
+    const std::string path = write_provider_config("bad-active", "latency = sometimes\n");
     LibCtxPtr ctx(OSSL_LIB_CTX_new());
     OSSL_LIB_CTX_load_config(ctx.get(), path.c_str()); // soft failure in OpenSSL 3.0
     std::remove(path.c_str());
@@ -73,11 +58,12 @@ TEST(ProviderConfig, BadValueInAnActivatingFileLeavesTheProviderUnavailable) {
 
 TEST(ProviderConfig, BadValueLeavesTheDeviceAsItWas) {
     // A first, good load sets max-retries; a second, bad section must change nothing.
-    const std::string good = write_config("good2", "max-retries = 9\n");
+    const std::string good = write_provider_config("good2", "max-retries = 9\n");
     LibCtxPtr first(OSSL_LIB_CTX_new());
     ASSERT_EQ(OSSL_LIB_CTX_load_config(first.get(), good.c_str()), 1) << drain_errors();
     std::remove(good.c_str());
-    const std::string bad = write_config("bad2", "max-retries = 3\nfault-busy = 2\n", false);
+    const std::string bad =
+        write_provider_config("bad2", "max-retries = 3\nfault-busy = 2\n", false);
     LibCtxPtr second(OSSL_LIB_CTX_new());
     ASSERT_EQ(OSSL_LIB_CTX_load_config(second.get(), bad.c_str()), 1) << drain_errors();
     std::remove(bad.c_str());
@@ -93,13 +79,14 @@ TEST(ProviderConfig, BadValueLeavesTheDeviceAsItWas) {
 // A request the device fails comes back as a simaccel error on the caller's thread, raised
 // through the core with the provider's own reason string (get_reason_strings).
 TEST(ProviderConfig, DeviceErrorsAreRaisedThroughTheCore) {
-    const std::string path = write_config("fault", "fault-error = 1\nsw-fallback = no\n");
+    const std::string path = write_provider_config("fault", "fault-error = 1\nsw-fallback = no\n");
     LibCtxPtr ctx(OSSL_LIB_CTX_new());
     ASSERT_EQ(OSSL_LIB_CTX_load_config(ctx.get(), path.c_str()), 1) << drain_errors();
     std::remove(path.c_str());
     ASSERT_EQ(OSSL_PROVIDER_available(ctx.get(), "simaccel"), 1) << drain_errors();
 
-    EvpPkeyPtr key(EVP_PKEY_Q_keygen(ctx.get(), kOurs, "EC", "P-256"));
+    // Made by the default provider: key generation is offloaded too and would fail here.
+    EvpPkeyPtr key(EVP_PKEY_Q_keygen(ctx.get(), "provider=default", "EC", "P-256"));
     ASSERT_TRUE(key) << drain_errors();
     EvpPkeyCtxPtr sctx(EVP_PKEY_CTX_new_from_pkey(ctx.get(), key.get(), kOurs));
     ASSERT_EQ(EVP_PKEY_sign_init(sctx.get()), 1);
@@ -113,7 +100,8 @@ TEST(ProviderConfig, DeviceErrorsAreRaisedThroughTheCore) {
     EXPECT_NE(errors.find("simaccel::device error"), std::string::npos) << errors;
 
     // With sw-fallback the same request succeeds in software.
-    const std::string fb = write_config("fallback", "fault-error = 1\nsw-fallback = yes\n");
+    const std::string fb =
+        write_provider_config("fallback", "fault-error = 1\nsw-fallback = yes\n");
     LibCtxPtr ctx2(OSSL_LIB_CTX_new());
     ASSERT_EQ(OSSL_LIB_CTX_load_config(ctx2.get(), fb.c_str()), 1) << drain_errors();
     std::remove(fb.c_str());
@@ -122,7 +110,8 @@ TEST(ProviderConfig, DeviceErrorsAreRaisedThroughTheCore) {
     EXPECT_GE(parse_stats(stats_of(ctx2.get())).op("ecdsa-sign").fallback, 1u);
 
     // Leave the process's device healthy for whatever runs next.
-    const std::string healthy = write_config("healthy", "fault-error = 0\nsw-fallback = no\n");
+    const std::string healthy =
+        write_provider_config("healthy", "fault-error = 0\nsw-fallback = no\n");
     LibCtxPtr ctx3(OSSL_LIB_CTX_new());
     EXPECT_EQ(OSSL_LIB_CTX_load_config(ctx3.get(), healthy.c_str()), 1);
     std::remove(healthy.c_str());

@@ -240,13 +240,20 @@ static RSA *make_rsa(void) {
     return rsa;
 }
 
+/* The engine's EC key generation runs on the device too (ec-keygen): outside a job under external
+ * polling with nobody polling yet (heuristic, held) it would wait forever, as a signature would.
+ * So the pair is made in software (no engine is the default) and handed to a key of the engine. */
 static EC_KEY *make_ec(void) {
-    EC_KEY *ec = EC_KEY_new_method(engine);
+    EC_KEY *ec = EC_KEY_new_method(engine), *sw = EC_KEY_new();
     EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
-    if (ec == NULL || g == NULL || !EC_KEY_set_group(ec, g) || !EC_KEY_generate_key(ec)) {
+    if (ec == NULL || sw == NULL || g == NULL || !EC_KEY_set_group(ec, g) ||
+        !EC_KEY_set_group(sw, g) || !EC_KEY_generate_key(sw) ||
+        !EC_KEY_set_private_key(ec, EC_KEY_get0_private_key(sw)) ||
+        !EC_KEY_set_public_key(ec, EC_KEY_get0_public_key(sw))) {
         EC_KEY_free(ec);
         ec = NULL;
     }
+    EC_KEY_free(sw);
     EC_GROUP_free(g);
     return ec;
 }

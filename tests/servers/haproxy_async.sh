@@ -4,7 +4,7 @@
 # provider: OPENSSL_CONF loads the default and simaccel providers with default_properties =
 # ?provider=simaccel), nbthread the second, serves full TLS handshakes on an RSA-2048 and an EC
 # P-256 certificate; after a graceful stop the device's stats show every private-key operation
-# offloaded and completed.
+# offloaded and completed, and (provider) every handshake's key share generated on the device.
 source "$(dirname "$0")/lib.sh"
 frontend=${1:?usage: haproxy_async.sh engine|provider NBTHREAD}
 nbthread=${2:?usage: haproxy_async.sh engine|provider NBTHREAD}
@@ -35,4 +35,15 @@ cat "$stats" >&2
 # One signature per handshake (a failed or resumed handshake would make fewer).
 check_offload "$stats" rsa-priv "$((requests + TLS12))"
 check_offload "$stats" ecdsa-sign "$((requests + TLS12))"
+if [[ $frontend == provider ]]; then
+    # The key share of every handshake was generated on the device too (X25519 from the
+    # clients' default groups; P-256 if a client prefers it).
+    kg=0
+    for c in x25519-keygen ec-keygen; do
+        kg=$((kg + $("$STATS" sum submitted "$stats" --class "$c")))
+    done
+    ((kg >= 2 * (requests + TLS12))) ||
+        fail "key shares generated on the device: $kg, expected $((2 * (requests + TLS12)))"
+    say "key shares generated on the device: $kg"
+fi
 say "ok: $frontend, nbthread $nbthread, $((2 * (requests + TLS12))) handshakes offloaded"

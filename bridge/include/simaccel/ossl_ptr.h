@@ -11,6 +11,7 @@
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 #include <openssl/ssl.h>
@@ -37,6 +38,7 @@ using SslPtr = std::unique_ptr<SSL, Free<SSL_free>>;
 using X509Ptr = std::unique_ptr<X509, Free<X509_free>>;
 using X509NamePtr = std::unique_ptr<X509_NAME, Free<X509_NAME_free>>;
 using BioPtr = std::unique_ptr<BIO, Free<BIO_free_all>>;
+using EvpKdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, Free<EVP_KDF_CTX_free>>;
 // Legacy key objects, deprecated in OpenSSL 3 but what the engine's RSA and EC_KEY methods and
 // the tests' software reference work on: declaring their owners is no use of them.
 #pragma GCC diagnostic push

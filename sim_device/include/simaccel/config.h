@@ -45,6 +45,13 @@ enum class LogLevel : std::uint8_t { kOff, kError, kWarn, kInfo, kDebug };
 // io_uring unless it is unavailable or the process runs under valgrind.
 enum class CompletionKind : std::uint8_t { kAuto, kIoUring, kPlain };
 
+// `offload=default`: every op class but the KDFs (`prf`, `hkdf`). A KDF call costs a few
+// microseconds in software, less than the device round trip that would replace it, and a
+// handshake makes many (docs/model.md, "What is offloaded by default").
+inline constexpr std::bitset<kNumOpClasses> kDefaultOffload{
+    ((std::uint64_t{1} << kNumOpClasses) - 1) & ~((std::uint64_t{1} << index_of(OpClass::kPrf)) |
+                                                  (std::uint64_t{1} << index_of(OpClass::kHkdf)))};
+
 struct Config {
     unsigned workers = 0; // 0 = online CPUs, resolved at device start
     unsigned instances = 1;
@@ -53,7 +60,7 @@ struct Config {
     LatencySpec latency;
     std::array<std::optional<LatencySpec>, kNumOpClasses> latency_class; // unset = `latency`
     PollMode poll_mode;
-    std::bitset<kNumOpClasses> offload = std::bitset<kNumOpClasses>().set();
+    std::bitset<kNumOpClasses> offload = kDefaultOffload;
     double fault_busy = 0;
     double fault_error = 0;
     StallSpec fault_stall;

@@ -87,8 +87,8 @@ struct Policy {
     bool verify = false;
     bool sw_fallback = false;
     std::uint32_t max_retries = 0;  // 0 = unlimited
-    std::uint16_t offload = 0xffff; // bit i: OpClass i goes to the device
-    static_assert(kNumOpClasses <= 16, "Policy::offload has one bit per op class");
+    std::uint32_t offload = 0xffffffff; // bit i: OpClass i goes to the device
+    static_assert(kNumOpClasses <= 32, "Policy::offload has one bit per op class");
     bool offloaded(OpClass c) const noexcept { return (offload >> index_of(c)) & 1u; }
 };
 
@@ -99,9 +99,9 @@ struct Policy {
 // are what they are with Intel's engine, which updates plain ints with atomic builtins.
 class LiveCounters {
   public:
-    // QAT_Engine's request kinds (its `i` values minus one). Every simaccel op class is an
-    // asymmetric-key operation, so only kAsym ever moves; the others exist so that the addresses
-    // an application asks for are real, always-zero counters.
+    // QAT_Engine's request kinds (its `i` values minus one). The KDF classes (`prf`, `hkdf`)
+    // move kKdf, every other simaccel op class kAsym; the others exist so that the addresses an
+    // application asks for are real, always-zero counters.
     enum Kind : unsigned {
         kAsym,
         kKdf,
