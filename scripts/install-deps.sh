@@ -13,6 +13,7 @@ PACKAGES=(
     haproxy nginx nghttp2-client  # interop tests and benchmarks (h2load is in nghttp2-client)
     gnuplot-nox                   # bench plots
     clang                         # fuzzing (libFuzzer)
+    dpkg-dev debian-archive-keyring  # scripts/test-openssl.sh: Debian's OpenSSL source packages
 )
 
 installed() {

@@ -5,11 +5,16 @@
 #   engine    rsa|ec (`-engine simaccel`)
 #   provider  ed25519|ec (conf/simaccel-provider.cnf), TLS 1.3 with X25519, which the device
 #             computes too
+# A third argument `default-groups` (provider only) leaves both sides their default group lists:
+# OpenSSL >= 3.5 then negotiates the hybrid X25519MLKEM768, whose X25519 half the device computes
+# and whose ML-KEM half runs in software (docs/provider.md); older OpenSSL negotiates X25519.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/frontend_lib.sh"
-usage="usage: tls.sh engine rsa|ec, or tls.sh provider ed25519|ec"
+usage="usage: tls.sh engine rsa|ec, or tls.sh provider ed25519|ec [default-groups]"
 use_frontend "${1:?$usage}"
 kind=${2:?$usage}
+groups=${3:-}
+[[ -z $groups || $FRONTEND:$groups == provider:default-groups ]] || fail "$usage"
 require_python
 
 case $FRONTEND:$kind in
@@ -21,6 +26,14 @@ esac
 # The provider's key exchange is offloaded as well: X25519 it is.
 tls=()
 [[ $FRONTEND == provider ]] && tls=(-tls1_3 -groups X25519)
+# The group the default lists agree on: the hybrid from OpenSSL 3.5 on.
+group=X25519
+if [[ -n $groups ]]; then
+    tls=(-tls1_3)
+    read -r major minor < <("$OPENSSL" version -v | sed -En 's/^OpenSSL ([0-9]+)\.([0-9]+).*/\1 \2/p')
+    [[ -n $major ]] || fail "cannot read the version of $OPENSSL"
+    ((major > 3 || (major == 3 && minor >= 5))) && group=X25519MLKEM768
+fi
 make_cert "$kind" "$WORK/server"
 
 # -naccept 1: the server exits by itself after the client leaves, so the device's stats are
@@ -49,8 +62,8 @@ grep -q 'Verify return code: 0 (ok)' "$CLIENT_LOG" || { dump_logs; fail "certifi
 if [[ $FRONTEND == provider ]]; then
     grep -Eq 'TLSv1\.3' "$CLIENT_LOG" || { dump_logs; fail "not TLS 1.3"; }
     # 3.0 prints "Server Temp Key", 3.5 "Peer Temp Key" (and "Negotiated TLS1.3 group").
-    grep -Eq '(Server|Peer) Temp Key: X25519|Negotiated TLS1.3 group: X25519' "$CLIENT_LOG" ||
-        { dump_logs; fail "X25519 was not the key exchange"; }
+    grep -Eq "(Server|Peer) Temp Key: $group\\b|Negotiated TLS1.3 group: $group\$" "$CLIENT_LOG" ||
+        { dump_logs; fail "$group was not the key exchange"; }
 fi
 
 ping="ping-from-client-$RANDOM$RANDOM"
@@ -70,4 +83,4 @@ grep -Eq '^[0-9A-F]+:error:' "$SERVER_LOG" && { dump_logs; fail "s_server logged
 cat "$WORK/stats.json" >&2 || true
 expect_completed "$WORK/stats.json" "$cls"
 [[ $FRONTEND == provider ]] && expect_completed "$WORK/stats.json" x25519
-say "ok: $FRONTEND, $(grep -m1 'Cipher is ' "$CLIENT_LOG")"
+say "ok: $FRONTEND, $(grep -m1 'Cipher is ' "$CLIENT_LOG"), group $group"
