@@ -35,7 +35,8 @@ case $line in
 *) default_suite=sid ;;
 esac
 suite=${SIMACCEL_OPENSSL_SUITE:-$default_suite}
-[[ $suite =~ ^[a-z0-9-]+$ ]] || { echo "test-openssl: SIMACCEL_OPENSSL_SUITE=$suite is not a suite name" >&2; exit 2; }
+[[ $suite =~ ^[a-z0-9-]+$ ]] ||
+    { echo "test-openssl: SIMACCEL_OPENSSL_SUITE=$suite is not a suite name" >&2; exit 2; }
 labels=${SIMACCEL_OPENSSL_LABELS:-provider|engine|cli|teardown|qat}
 major=${line%%.*}
 mirror=${SIMACCEL_OPENSSL_MIRROR:-http://deb.debian.org/debian}
@@ -128,8 +129,9 @@ if [[ -z $prefix ]]; then
         cd "$base/src"
         ./Configure --prefix="$prefix" --libdir=lib --openssldir="$prefix/ssl" shared \
             no-docs no-tests -O1
-        static=$(printf 'print-vars:\n\t@echo $(INSTALL_LIBS)\n' | make -s -f Makefile -f - print-vars)
-        libs=$(printf 'print-vars:\n\t@echo $(LIBS)\n' | make -s -f Makefile -f - print-vars)
+        print_var() { printf 'print-var:\n\t@echo $(%s)\n' "$1" | make -s -f Makefile -f - print-var; }
+        static=$(print_var INSTALL_LIBS)
+        libs=$(print_var LIBS)
         keep=()
         for l in $libs; do [[ " $static " == *" $l "* ]] || keep+=("$l"); done
         libs=${keep[*]}
@@ -163,7 +165,8 @@ mkdir -p "$build_dir"
 cmake -S "$src_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DOPENSSL_ROOT_DIR="$prefix" -DOPENSSL_USE_STATIC_LIBS=OFF \
     -DSIMACCEL_OPENSSL_BIN="$prefix/bin/openssl" -DSIMACCEL_BUILD_BENCH=OFF \
-    >"$build_dir/configure.log" 2>&1 || { tail -n 40 "$build_dir/configure.log" >&2; fail "CMake failed; see $build_dir/configure.log"; }
+    >"$build_dir/configure.log" 2>&1 ||
+    { tail -n 40 "$build_dir/configure.log" >&2; fail "CMake failed; see $build_dir/configure.log"; }
 found=$(sed -n 's/^OPENSSL_CRYPTO_LIBRARY:[A-Z]*=//p' "$build_dir/CMakeCache.txt")
 [[ $found == "$prefix"/* ]] || fail "CMake found libcrypto at $found, not under $prefix"
 modulesdir=$(pkg-config --variable=modulesdir libcrypto)
@@ -171,12 +174,14 @@ modulesdir=$(pkg-config --variable=modulesdir libcrypto)
 # The ENGINE API is there up to 3.x and gone in 4.0: the engine target follows, saying so.
 engine=$(sed -n 's/^SIMACCEL_BUILD_ENGINE:BOOL=//p' "$build_dir/CMakeCache.txt")
 if ((major >= 4)); then
-    [[ $engine == OFF ]] || fail "OpenSSL $line has no ENGINE API, but SIMACCEL_BUILD_ENGINE=$engine"
+    [[ $engine == OFF ]] ||
+        fail "OpenSSL $line has no ENGINE API, but SIMACCEL_BUILD_ENGINE=$engine"
     grep -q 'has no ENGINE API; building the provider only' "$build_dir/configure.log" ||
         fail "CMake did not say that it builds the provider only"
     say "$(grep -o 'simaccel: OpenSSL.*provider only' "$build_dir/configure.log")"
 else
-    [[ $engine == ON ]] || fail "OpenSSL $line has the ENGINE API, but SIMACCEL_BUILD_ENGINE=$engine"
+    [[ $engine == ON ]] ||
+        fail "OpenSSL $line has the ENGINE API, but SIMACCEL_BUILD_ENGINE=$engine"
 fi
 if ! cmake --build "$build_dir" -j"$jobs" >"$build_dir/build.log" 2>&1; then
     grep -E 'error|Error' "$build_dir/build.log" | head -n 40 >&2

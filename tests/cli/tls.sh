@@ -5,16 +5,18 @@
 #   engine    rsa|ec (`-engine simaccel`)
 #   provider  ed25519|ec (conf/simaccel-provider.cnf), TLS 1.3 with X25519, which the device
 #             computes too
-# A third argument `default-groups` (provider only) leaves both sides their default group lists:
-# OpenSSL >= 3.5 then negotiates the hybrid X25519MLKEM768, whose X25519 half the device computes
-# and whose ML-KEM half runs in software (docs/provider.md); older OpenSSL negotiates X25519.
+# A third argument (provider only) changes the TLS 1.3 group:
+#   default-groups      both sides keep their default lists: OpenSSL >= 3.5 negotiates the hybrid
+#                       X25519MLKEM768, whose X25519 half the device computes and whose ML-KEM half
+#                       runs in software (docs/provider.md); older OpenSSL negotiates X25519
+#   SecP256r1MLKEM768   that hybrid on both sides (OpenSSL >= 3.5): its P-256 half is `ecdh`
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/frontend_lib.sh"
-usage="usage: tls.sh engine rsa|ec, or tls.sh provider ed25519|ec [default-groups]"
+usage="usage: tls.sh engine rsa|ec, or tls.sh provider ed25519|ec"
+usage+=" [default-groups|SecP256r1MLKEM768]"
 use_frontend "${1:?$usage}"
 kind=${2:?$usage}
 groups=${3:-}
-[[ -z $groups || $FRONTEND:$groups == provider:default-groups ]] || fail "$usage"
 require_python
 
 case $FRONTEND:$kind in
@@ -23,17 +25,28 @@ engine:rsa) cls=rsa-priv ;;
 provider:ed25519) cls=ed25519 ;;
 *) fail "$usage" ;;
 esac
-# The provider's key exchange is offloaded as well: X25519 it is.
+read -r major minor < <("$OPENSSL" version -v | sed -En 's/^OpenSSL ([0-9]+)\.([0-9]+).*/\1 \2/p')
+[[ -n $major ]] || fail "cannot read the version of $OPENSSL"
+hybrids=no
+((major > 3 || (major == 3 && minor >= 5))) && hybrids=yes
+# The provider's key exchange is offloaded as well: X25519 it is (kx, its op class).
 tls=()
 [[ $FRONTEND == provider ]] && tls=(-tls1_3 -groups X25519)
-# The group the default lists agree on: the hybrid from OpenSSL 3.5 on.
-group=X25519
-if [[ -n $groups ]]; then
+group=X25519 kx=x25519
+case $FRONTEND:$groups in
+*:) ;;
+provider:default-groups)
+    # The group the default lists agree on: the hybrid from OpenSSL 3.5 on.
     tls=(-tls1_3)
-    read -r major minor < <("$OPENSSL" version -v | sed -En 's/^OpenSSL ([0-9]+)\.([0-9]+).*/\1 \2/p')
-    [[ -n $major ]] || fail "cannot read the version of $OPENSSL"
-    ((major > 3 || (major == 3 && minor >= 5))) && group=X25519MLKEM768
-fi
+    [[ $hybrids == yes ]] && group=X25519MLKEM768
+    ;;
+provider:SecP256r1MLKEM768)
+    [[ $hybrids == yes ]] || skip "$groups needs OpenSSL >= 3.5; $("$OPENSSL" version -v)"
+    tls=(-tls1_3 -groups "$groups")
+    group=$groups kx=ecdh
+    ;;
+*) fail "$usage" ;;
+esac
 make_cert "$kind" "$WORK/server"
 
 # -naccept 1: the server exits by itself after the client leaves, so the device's stats are
@@ -82,5 +95,5 @@ grep -Eq '^[0-9A-F]+:error:' "$SERVER_LOG" && { dump_logs; fail "s_server logged
 
 cat "$WORK/stats.json" >&2 || true
 expect_completed "$WORK/stats.json" "$cls"
-[[ $FRONTEND == provider ]] && expect_completed "$WORK/stats.json" x25519
+[[ $FRONTEND == provider ]] && expect_completed "$WORK/stats.json" "$kx"
 say "ok: $FRONTEND, $(grep -m1 'Cipher is ' "$CLIENT_LOG"), group $group"
