@@ -129,7 +129,9 @@ if [[ -z $prefix ]]; then
         cd "$base/src"
         ./Configure --prefix="$prefix" --libdir=lib --openssldir="$prefix/ssl" shared \
             no-docs no-tests -O1
-        print_var() { printf 'print-var:\n\t@echo $(%s)\n' "$1" | make -s -f Makefile -f - print-var; }
+        print_var() {
+            printf 'print-var:\n\t@echo $(%s)\n' "$1" | make -s -f Makefile -f - print-var
+        }
         static=$(print_var INSTALL_LIBS)
         libs=$(print_var LIBS)
         keep=()
@@ -141,7 +143,8 @@ if [[ -z $prefix ]]; then
     touch "$prefix/.complete"
     openssl_time="$((SECONDS - start)) s"
     say "OpenSSL $ver built in $openssl_time"
-    rm -rf "$dl" "$base/src"
+    # dpkg-source leaves a copy of the upstream tarball next to the tree.
+    rm -rf "$dl" "$base/src" "$base"/openssl_*
 fi
 
 export PATH=$prefix/bin:$PATH
@@ -184,7 +187,8 @@ else
         fail "OpenSSL $line has the ENGINE API, but SIMACCEL_BUILD_ENGINE=$engine"
 fi
 if ! cmake --build "$build_dir" -j"$jobs" >"$build_dir/build.log" 2>&1; then
-    grep -E 'error|Error' "$build_dir/build.log" | head -n 40 >&2
+    grep -E 'error|Error' "$build_dir/build.log" | head -n 40 >&2 ||
+        tail -n 40 "$build_dir/build.log" >&2
     fail "simaccel build failed against OpenSSL $line; see $build_dir/build.log"
 fi
 simaccel_time="$((SECONDS - start)) s"
