@@ -129,6 +129,7 @@ if [[ -z $prefix ]]; then
         cd "$base/src"
         ./Configure --prefix="$prefix" --libdir=lib --openssldir="$prefix/ssl" shared \
             no-docs no-tests -O1
+        # shellcheck disable=SC2016 # $(%s) is make's variable, not the shell's
         print_var() {
             printf 'print-var:\n\t@echo $(%s)\n' "$1" | make -s -f Makefile -f - print-var
         }
