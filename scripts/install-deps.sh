@@ -14,6 +14,7 @@ PACKAGES=(
     trafficserver                 # tests/servers/trafficserver.sh (async TLS handshakes)
     gnuplot-nox                   # bench plots
     clang                         # fuzzing (libFuzzer)
+    dpkg-dev debian-archive-keyring  # scripts/test-openssl.sh: Debian's OpenSSL source packages
 )
 
 installed() {

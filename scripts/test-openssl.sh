@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# Builds simaccel against another OpenSSL line and runs the provider tests with it.
+# Builds simaccel against another OpenSSL line and runs the OpenSSL-facing tests with it.
 #
-#   scripts/test-openssl.sh 3.5 [extra ctest arguments]
+#   scripts/test-openssl.sh 3.5|3.6|4.0 [extra ctest arguments]
 #
-# Downloads Debian's source package of that OpenSSL line from trixie (deb.debian.org, through
-# apt with private state: the system's apt configuration is neither read nor changed), builds it
-# into a private prefix, configures and builds simaccel against that prefix, and runs
-# `ctest -L provider` with the prefix's `openssl` first in PATH and its libraries first in
-# LD_LIBRARY_PATH. The OpenSSL build is cached in ${XDG_CACHE_HOME:-~/.cache}/simaccel/, so
-# reruns only rebuild simaccel. Needs: apt-get, dpkg-source, a C compiler, perl, make, and the
-# simaccel build dependencies (scripts/install-deps.sh).
+# Downloads Debian's source package of that OpenSSL line (deb.debian.org, through apt with
+# private state: the system's apt configuration is neither read nor changed), builds it into a
+# private prefix, configures and builds simaccel against that prefix, and runs the tests labelled
+# provider, engine, cli, teardown and qat (everything that goes through OpenSSL's API or its
+# `openssl` tool; the servers are linked against the system's OpenSSL and are left out) with the
+# prefix's `openssl` first in PATH and its libraries first in LD_LIBRARY_PATH. With the ENGINE
+# API (3.x) the engine is built and its tests run; on 4.0, which removed it, the engine target
+# must switch itself off with its CMake message, and the rest must pass.
 #
-# Environment: SIMACCEL_OPENSSL_SUITE (default trixie), SIMACCEL_OPENSSL_MIRROR
-# (default http://deb.debian.org/debian), JOBS (default 2), BUILD_DIR (default
-# build/openssl-<line>).
+# The suite follows the line: 3.5 trixie, 3.6 sid, 4.x experimental (other lines: sid). The
+# OpenSSL build is cached in ${XDG_CACHE_HOME:-~/.cache}/simaccel/openssl-<exact version>/, so
+# reruns only rebuild simaccel. At the end the script prints the time of each step. Needs:
+# apt-get, dpkg-source, a C compiler, perl, make, and the simaccel build dependencies
+# (scripts/install-deps.sh).
+#
+# Environment: SIMACCEL_OPENSSL_SUITE (overrides the suite), SIMACCEL_OPENSSL_MIRROR
+# (default http://deb.debian.org/debian), SIMACCEL_OPENSSL_LABELS (ctest -L regex, default
+# above), JOBS (default 2), BUILD_DIR (default build/openssl-<line>).
 set -euo pipefail
 
 line=${1:?usage: scripts/test-openssl.sh VERSION (e.g. 3.5) [ctest arguments]}
@@ -21,7 +28,17 @@ shift
 [[ $line =~ ^[0-9]+\.[0-9]+$ ]] || { echo "test-openssl: VERSION is MAJOR.MINOR, e.g. 3.5" >&2; exit 2; }
 
 src_dir=$(cd "$(dirname "$0")/.." && pwd)
-suite=${SIMACCEL_OPENSSL_SUITE:-trixie}
+case $line in
+3.5) default_suite=trixie ;;
+3.6) default_suite=sid ;;
+4.*) default_suite=experimental ;;
+*) default_suite=sid ;;
+esac
+suite=${SIMACCEL_OPENSSL_SUITE:-$default_suite}
+[[ $suite =~ ^[a-z0-9-]+$ ]] ||
+    { echo "test-openssl: SIMACCEL_OPENSSL_SUITE=$suite is not a suite name" >&2; exit 2; }
+labels=${SIMACCEL_OPENSSL_LABELS:-provider|engine|cli|teardown|qat}
+major=${line%%.*}
 mirror=${SIMACCEL_OPENSSL_MIRROR:-http://deb.debian.org/debian}
 jobs=${JOBS:-2}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/simaccel
@@ -57,11 +74,13 @@ apt_opts=(
     -o "Debug::NoLocking=1"
 )
 
-# A cached build of the line is reused as is; the index is consulted only without one.
+# A cached build of the line (the newest, if several) is reused as is; the index is consulted
+# only without one.
 prefix=
-for d in "$cache"/openssl-"$line".*/prefix; do
-    [[ -x $d/bin/openssl && -f $d/.complete ]] && prefix=$d
-done
+while read -r d; do
+    [[ -x $d/prefix/bin/openssl && -f $d/prefix/.complete ]] && prefix=$d/prefix
+done < <(compgen -G "$cache/openssl-$line.*" | sort -V)
+openssl_time="cached"
 
 if [[ -z $prefix ]]; then
     say "reading the $suite source index ($mirror)"
@@ -102,16 +121,31 @@ if [[ -z $prefix ]]; then
     dpkg-source --no-check -x "$dl"/openssl_*.dsc "$base/src" >"$base/unpack.log" 2>&1 ||
         fail "dpkg-source -x failed: $(tail -n 5 "$base/unpack.log")"
     start=$SECONDS
+    # As little as the tests need: the shared libraries, the providers and `openssl`, at -O1
+    # (the tests measure nothing). With `shared`, OpenSSL compiles every library source a second
+    # time for libcrypto.a and libssl.a; leaving the static libraries out of LIBS and
+    # INSTALL_LIBS halves the compilation.
     (
         cd "$base/src"
         ./Configure --prefix="$prefix" --libdir=lib --openssldir="$prefix/ssl" shared \
-            no-docs no-tests
-        make -j"$jobs" build_sw
-        make install_sw install_ssldirs
+            no-docs no-tests -O1
+        # shellcheck disable=SC2016 # $(%s) is make's variable, not the shell's
+        print_var() {
+            printf 'print-var:\n\t@echo $(%s)\n' "$1" | make -s -f Makefile -f - print-var
+        }
+        static=$(print_var INSTALL_LIBS)
+        libs=$(print_var LIBS)
+        keep=()
+        for l in $libs; do [[ " $static " == *" $l "* ]] || keep+=("$l"); done
+        libs=${keep[*]}
+        make -j"$jobs" build_sw LIBS="$libs"
+        make install_sw install_ssldirs LIBS="$libs" INSTALL_LIBS=
     ) >"$base/build.log" 2>&1 || fail "OpenSSL build failed; see $base/build.log"
     touch "$prefix/.complete"
-    say "OpenSSL $ver built in $((SECONDS - start)) s"
-    rm -rf "$dl" "$base/src"
+    openssl_time="$((SECONDS - start)) s"
+    say "OpenSSL $ver built in $openssl_time"
+    # dpkg-source leaves a copy of the upstream tarball next to the tree.
+    rm -rf "$dl" "$base/src" "$base"/openssl_*
 fi
 
 export PATH=$prefix/bin:$PATH
@@ -122,26 +156,57 @@ say "using $("$prefix/bin/openssl" version) from $prefix"
 # --- 3. simaccel against it. --------------------------------------------------------------
 start=$SECONDS
 # OPENSSL_ROOT_DIR steers FindOpenSSL to the prefix; PKG_CONFIG_PATH makes the install
-# directories (enginesdir, modulesdir) the prefix's too.
+# directories (enginesdir, modulesdir) the prefix's too. A build directory configured for
+# another OpenSSL (an older patch release) starts from a fresh cache: its cached results, such as
+# SIMACCEL_HAVE_ENGINE_API, would outlive the change.
+if [[ -f $build_dir/CMakeCache.txt ]] &&
+    ! grep -qxF "OPENSSL_ROOT_DIR:UNINITIALIZED=$prefix" "$build_dir/CMakeCache.txt" &&
+    ! grep -qxF "OPENSSL_ROOT_DIR:PATH=$prefix" "$build_dir/CMakeCache.txt"; then
+    say "$build_dir was configured for another OpenSSL: reconfiguring from scratch"
+    rm -f "$build_dir/CMakeCache.txt"
+fi
+mkdir -p "$build_dir"
 cmake -S "$src_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DOPENSSL_ROOT_DIR="$prefix" -DOPENSSL_USE_STATIC_LIBS=OFF \
-    -DSIMACCEL_OPENSSL_BIN="$prefix/bin/openssl" -DSIMACCEL_BUILD_BENCH=OFF >/dev/null
+    -DSIMACCEL_OPENSSL_BIN="$prefix/bin/openssl" -DSIMACCEL_BUILD_BENCH=OFF \
+    >"$build_dir/configure.log" 2>&1 ||
+    { tail -n 40 "$build_dir/configure.log" >&2; fail "CMake failed; see $build_dir/configure.log"; }
 found=$(sed -n 's/^OPENSSL_CRYPTO_LIBRARY:[A-Z]*=//p' "$build_dir/CMakeCache.txt")
 [[ $found == "$prefix"/* ]] || fail "CMake found libcrypto at $found, not under $prefix"
 modulesdir=$(pkg-config --variable=modulesdir libcrypto)
 [[ $modulesdir == "$prefix"/* ]] || fail "pkg-config modulesdir is $modulesdir, not under $prefix"
+# The ENGINE API is there up to 3.x and gone in 4.0: the engine target follows, saying so.
+engine=$(sed -n 's/^SIMACCEL_BUILD_ENGINE:BOOL=//p' "$build_dir/CMakeCache.txt")
+if ((major >= 4)); then
+    [[ $engine == OFF ]] ||
+        fail "OpenSSL $line has no ENGINE API, but SIMACCEL_BUILD_ENGINE=$engine"
+    grep -q 'has no ENGINE API; building the provider only' "$build_dir/configure.log" ||
+        fail "CMake did not say that it builds the provider only"
+    say "$(grep -o 'simaccel: OpenSSL.*provider only' "$build_dir/configure.log")"
+else
+    [[ $engine == ON ]] ||
+        fail "OpenSSL $line has the ENGINE API, but SIMACCEL_BUILD_ENGINE=$engine"
+fi
 if ! cmake --build "$build_dir" -j"$jobs" >"$build_dir/build.log" 2>&1; then
-    tail -n 40 "$build_dir/build.log" >&2
+    grep -E 'error|Error' "$build_dir/build.log" | head -n 40 >&2 ||
+        tail -n 40 "$build_dir/build.log" >&2
     fail "simaccel build failed against OpenSSL $line; see $build_dir/build.log"
 fi
-say "simaccel built in $((SECONDS - start)) s"
+simaccel_time="$((SECONDS - start)) s"
+say "simaccel built in $simaccel_time (engine: $engine)"
 
-# --- 4. The provider tests. ---------------------------------------------------------------
+# --- 4. The tests that go through OpenSSL. --------------------------------------------------
+# The servers (HAProxy, nginx) are the system's, linked against its OpenSSL: left out.
+start=$SECONDS
 rc=0
-ctest --test-dir "$build_dir" -L provider --output-on-failure -j"$jobs" "$@" || rc=$?
+ctest --test-dir "$build_dir" -L "$labels" -LE servers --output-on-failure -j"$jobs" "$@" ||
+    rc=$?
+version=$("$prefix/bin/openssl" version -v)
+say "$version: OpenSSL build $openssl_time, simaccel build $simaccel_time," \
+    "tests $((SECONDS - start)) s, total $SECONDS s"
 if ((rc == 0)); then
-    say "$("$prefix/bin/openssl" version -v): provider tests passed"
+    say "$version: tests labelled $labels passed (engine: $engine)"
 else
-    say "$("$prefix/bin/openssl" version -v): provider tests FAILED"
+    say "$version: tests labelled $labels FAILED (engine: $engine)"
 fi
 exit "$rc"

@@ -3,14 +3,21 @@
 # handshake with a stock s_client on 127.0.0.1, data flows both ways, and the device's stats show
 # the server's private-key operations. The second argument is the certificate's key:
 #   engine    rsa|ec (`-engine simaccel`)
-#   provider  ed25519|ec [X25519|ffdhe2048] (conf/simaccel-provider.cnf), TLS 1.3 with the group
-#             given (default X25519), whose key share generation and derive the device computes
-#             too (x25519-keygen and x25519, or dh-keygen and dh, in the server's stats file)
+#   provider  ed25519|ec [GROUP] (conf/simaccel-provider.cnf), TLS 1.3 with GROUP, whose key
+#             share generation and derive the device computes too:
+#   X25519 (default)    x25519-keygen and x25519 in the server's stats file
+#   ffdhe2048           dh-keygen and dh
+#   default-groups      both sides keep their default lists: OpenSSL >= 3.5 negotiates the hybrid
+#                       X25519MLKEM768, whose X25519 half the device computes and whose ML-KEM half
+#                       runs in software (docs/provider.md); older OpenSSL negotiates X25519
+#   SecP256r1MLKEM768   that hybrid on both sides (OpenSSL >= 3.5): its P-256 half is `ecdh`
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/frontend_lib.sh"
-usage="usage: tls.sh engine rsa|ec, or tls.sh provider ed25519|ec [X25519|ffdhe2048]"
+usage="usage: tls.sh engine rsa|ec, or tls.sh provider ed25519|ec"
+usage+=" [X25519|ffdhe2048|default-groups|SecP256r1MLKEM768]"
 use_frontend "${1:?$usage}"
 kind=${2:?$usage}
+groups=${3:-}
 require_python
 
 case $FRONTEND:$kind in
@@ -19,15 +26,32 @@ engine:rsa) cls=rsa-priv ;;
 provider:ed25519) cls=ed25519 ;;
 *) fail "$usage" ;;
 esac
-# The provider's key exchange is offloaded as well: X25519 or ffdhe2048.
-group=${3:-X25519}
-case $group in
-X25519) kx_classes=(x25519-keygen x25519) temp_key='X25519' ;;
-ffdhe2048) kx_classes=(dh-keygen dh) temp_key='(DH, 2048 bits|ffdhe2048)' ;;
+read -r major minor < <("$OPENSSL" version -v | sed -En 's/^OpenSSL ([0-9]+)\.([0-9]+).*/\1 \2/p')
+[[ -n $major ]] || fail "cannot read the version of $OPENSSL"
+hybrids=no
+((major > 3 || (major == 3 && minor >= 5))) && hybrids=yes
+# The provider's key exchange is offloaded as well (kx_classes: its op classes on the device).
+tls=()
+group=${groups:-X25519}
+temp_key="$group\\b"
+case $FRONTEND:$group in
+engine:X25519) ;;
+provider:X25519) tls=(-tls1_3 -groups X25519) kx_classes=(x25519-keygen x25519) ;;
+provider:ffdhe2048)
+    tls=(-tls1_3 -groups ffdhe2048) kx_classes=(dh-keygen dh) temp_key='(DH, 2048 bits|ffdhe2048)'
+    ;;
+provider:default-groups)
+    # The group the default lists agree on: the hybrid from OpenSSL 3.5 on.
+    tls=(-tls1_3) kx_classes=(x25519) group=X25519
+    [[ $hybrids == yes ]] && group=X25519MLKEM768
+    temp_key="$group\\b"
+    ;;
+provider:SecP256r1MLKEM768)
+    [[ $hybrids == yes ]] || skip "$group needs OpenSSL >= 3.5; $("$OPENSSL" version -v)"
+    tls=(-tls1_3 -groups "$group") kx_classes=(ecdh)
+    ;;
 *) fail "$usage" ;;
 esac
-tls=()
-[[ $FRONTEND == provider ]] && tls=(-tls1_3 -groups "$group")
 make_cert "$kind" "$WORK/server"
 
 # -naccept 1: the server exits by itself after the client leaves, so the device's stats are
@@ -56,7 +80,7 @@ grep -q 'Verify return code: 0 (ok)' "$CLIENT_LOG" || { dump_logs; fail "certifi
 if [[ $FRONTEND == provider ]]; then
     grep -Eq 'TLSv1\.3' "$CLIENT_LOG" || { dump_logs; fail "not TLS 1.3"; }
     # 3.0 prints "Server Temp Key", 3.5 "Peer Temp Key" (and "Negotiated TLS1.3 group").
-    grep -Eq "(Server|Peer) Temp Key: $temp_key|Negotiated TLS1.3 group: $group" "$CLIENT_LOG" ||
+    grep -Eq "(Server|Peer) Temp Key: $temp_key|Negotiated TLS1.3 group: $group\$" "$CLIENT_LOG" ||
         { dump_logs; fail "$group was not the key exchange"; }
 fi
 
@@ -81,4 +105,4 @@ if [[ $FRONTEND == provider ]]; then
         expect_completed "$WORK/stats.json" "$c"
     done
 fi
-say "ok: $FRONTEND, $(grep -m1 'Cipher is ' "$CLIENT_LOG")"
+say "ok: $FRONTEND, $(grep -m1 'Cipher is ' "$CLIENT_LOG"), group $group"

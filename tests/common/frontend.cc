@@ -48,6 +48,17 @@ StatsSnapshot Frontend::stats() {
 
 // --- engine -----------------------------------------------------------------------------------
 
+#ifdef OPENSSL_NO_ENGINE
+// OpenSSL 4 (or a no-engine build): the declarations stay, the functions are gone.
+std::unique_ptr<EngineFrontend> EngineFrontend::create(std::string *why) {
+    *why = "this OpenSSL (" OPENSSL_VERSION_TEXT ") has no ENGINE API";
+    return nullptr;
+}
+EngineFrontend::~EngineFrontend() = default;
+bool EngineFrontend::ctrl_string(const char *, const char *) {
+    return false;
+}
+#else
 std::unique_ptr<EngineFrontend> EngineFrontend::create(std::string *why) {
     ENGINE_load_builtin_engines();
     // Falls back to the `dynamic` engine, which loads $OPENSSL_ENGINES/simaccel.so.
@@ -80,12 +91,13 @@ EngineFrontend::~EngineFrontend() {
     ENGINE_free(e_);
 }
 
-std::optional<std::string> EngineFrontend::stats_text(std::string *err) {
-    return engine_stats_text(e_, false, err);
-}
-
 bool EngineFrontend::ctrl_string(const char *ctrl, const char *value) {
     return ENGINE_ctrl_cmd_string(e_, ctrl, value, 0) == 1;
+}
+#endif // OPENSSL_NO_ENGINE
+
+std::optional<std::string> EngineFrontend::stats_text(std::string *err) {
+    return engine_stats_text(e_, false, err);
 }
 
 bool EngineFrontend::set_config(std::string_view key, std::string_view value) {

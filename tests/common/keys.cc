@@ -60,10 +60,12 @@ X509Ptr make_self_signed(OSSL_LIB_CTX *libctx, const char *propq, EVP_PKEY *key,
         !X509_gmtime_adj(X509_getm_notBefore(x.get()), -60) ||
         !X509_gmtime_adj(X509_getm_notAfter(x.get()), 3600) || !X509_set_pubkey(x.get(), key))
         return nullptr;
-    X509_NAME *name = X509_get_subject_name(x.get());
-    if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+    // A name of our own: OpenSSL 4 returns the certificate's subject as const.
+    X509NamePtr name(X509_NAME_new());
+    if (!name ||
+        !X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_ASC,
                                     reinterpret_cast<const unsigned char *>(cn), -1, -1, 0) ||
-        !X509_set_issuer_name(x.get(), name))
+        !X509_set_subject_name(x.get(), name.get()) || !X509_set_issuer_name(x.get(), name.get()))
         return nullptr;
     EvpMdCtxPtr md(EVP_MD_CTX_new());
     if (!md ||

@@ -27,13 +27,23 @@ ENGINE *engine() {
     return e ? e->engine() : nullptr;
 }
 
+// ENGINE_ctrl_cmd, or 0 where OpenSSL has no ENGINE API (there engine() is always nullptr).
+int ctrl(ENGINE *e, const char *cmd, void *p) {
+#ifdef OPENSSL_NO_ENGINE
+    (void)e, (void)cmd, (void)p;
+    return 0;
+#else
+    return ENGINE_ctrl_cmd(e, cmd, 0, p, nullptr, 0);
+#endif
+}
+
 long ctrl_count(const char *cmd) {
     ENGINE *e = engine();
     if (!e)
         return -1;
     long n = -1;
     // POLL_COUNT and GET_INFLIGHT_COUNT store the count in *(long *)p and return 1.
-    return ENGINE_ctrl_cmd(e, cmd, 0, &n, nullptr, 0) == 1 ? n : -1;
+    return ctrl(e, cmd, &n) == 1 ? n : -1;
 }
 
 } // namespace
@@ -47,12 +57,12 @@ long engine_inflight() {
 
 bool engine_device_reset() {
     ENGINE *e = engine();
-    return e && ENGINE_ctrl_cmd(e, "DEVICE_RESET", 0, nullptr, nullptr, 0) == 1;
+    return e && ctrl(e, "DEVICE_RESET", nullptr) == 1;
 }
 
 bool engine_reset_stats() {
     ENGINE *e = engine();
-    return e && ENGINE_ctrl_cmd(e, "RESET_STATS", 0, nullptr, nullptr, 0) == 1;
+    return e && ctrl(e, "RESET_STATS", nullptr) == 1;
 }
 
 std::optional<Json> engine_stats_with_histograms() {
