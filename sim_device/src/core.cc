@@ -482,6 +482,7 @@ void Core::worker_main(unsigned index) noexcept {
 void Core::thread_started() noexcept {
     // The kernel may defer this thread's timed waits by its timer slack (50 us by default) to
     // batch wake-ups: modelled latencies are microseconds apart, so the device asks for none.
+    // (The plain completion engine's timed waits; io_uring's absolute timeouts take no slack.)
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     // release: start() returns after every thread got here.
     started_.fetch_add(1, std::memory_order_release);
