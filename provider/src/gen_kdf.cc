@@ -42,8 +42,8 @@ int no_progress(const OSSL_PARAM[], void *) noexcept {
 
 // One offloaded key pair generation. The generation context is the caller's, borrowed: the
 // caller is inside gen, paused in its job or blocked in the bridge, and the bridge returns only
-// once the device has let go of the request (contract.md §5), so the context outlives every
-// compute(); a job its application abandons (SSL_free with a paused job) is never resumed, so
+// once the request's status is final, which the device publishes after compute() has returned
+// (contract.md §5), so the context outlives every compute(); a job its application abandons (SSL_free with a paused job) is never resumed, so
 // never frees it either. gen leaves the context as it was: a second compute() (software
 // fallback after a device fault) generates a fresh key from the same parameters.
 class KeygenRequest final : public Operation {
