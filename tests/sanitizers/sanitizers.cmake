@@ -3,7 +3,7 @@
 # SIMACCEL_SANITIZE is set.
 #
 # Our own executables and modules are instrumented; the programs the scripted tests start are
-# not (`openssl`, `haproxy`, `nginx`, which load our modules). An uninstrumented program that
+# not (`openssl`, `haproxy`, `nginx`, `traffic_server`, which load our modules). An uninstrumented program that
 # loads an instrumented module must have the runtime loaded first, so this file writes one
 # wrapper per such program into <build>/sanitizer-bin (the runtime in LD_PRELOAD, then `exec`
 # of the real program: same pid, same argv, signals reach the program) and puts that directory
@@ -93,7 +93,7 @@ list(APPEND SIMACCEL_TEST_ENV ${SIMACCEL_SANITIZER_ENV})
 # options.env. Races inside a server's own (uninstrumented) synchronisation are invisible to
 # TSan and would surface as false reports in our callbacks: the server tests skip under TSan
 # (tests/servers/lib.sh); `openssl` runs under it, single-threaded.
-set(_san_wrapped openssl haproxy nginx)
+set(_san_wrapped openssl haproxy nginx traffic_server)
 foreach(prog IN LISTS _san_wrapped)
   find_program(_san_real_${prog} ${prog} PATHS /usr/sbin /usr/local/sbin NO_CACHE)
   if(NOT _san_real_${prog})
