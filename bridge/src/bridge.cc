@@ -384,11 +384,18 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
     if (ctx) {
         // At least one pause, even if the request is already done (its fd is then already
         // readable and the resume immediate): see FreshFd, and QAT_Engine does the same.
+        // Every resume drains the fd before it looks at the status. A readiness left over from
+        // an earlier request on this wait ctx (its job saw the status before the device's write
+        // had landed, and returned) is consumed at the first resume, so that an fd-driven
+        // application does not resume this job in a loop until it completes. Draining first
+        // cannot lose this request's own wake-up: the device stores the status before it
+        // writes the fd (§4), so a drain that consumed that write is followed by a load that
+        // sees the status.
         do {
             ASYNC_pause_job();
             fresh.reported();
+            w->drain();
         } while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending);
-        w->drain();
     } else {
         while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending)
             r.status.wait(Status::kPending, std::memory_order_acquire);
