@@ -239,6 +239,21 @@ std::string get_stats_file(const Config &c) {
     return c.stats_file.empty() ? std::string("none") : c.stats_file;
 }
 
+bool parse_trace_file(Config &c, std::string_view s) {
+    if (s.empty() || iequals(s, "none")) {
+        c.trace_file.clear();
+        return true;
+    }
+    c.trace_file.assign(s); // strong guarantee: on bad_alloc the old path stays
+    return true;
+}
+std::string get_trace_file(const Config &c) {
+    return c.trace_file.empty() ? std::string("none") : c.trace_file;
+}
+
+// trace-limit: each record is ~200 bytes, allocated when tracing starts.
+constexpr unsigned kMaxTraceLimit = 10'000'000;
+
 bool parse_log(Config &c, std::string_view s) {
     for (std::size_t i = 0; i < std::size(kLogNames); ++i)
         if (iequals(s, kLogNames[i])) {
@@ -324,7 +339,7 @@ template <std::size_t I> struct ClassLatencyKey {
 
 // Keys other than the per-class `latency-<class>` rows. The table below fails the build when
 // this count is wrong; the engine's ctrl numbers are the table's indices.
-constexpr std::size_t kNumFixedKeys = 20;
+constexpr std::size_t kNumFixedKeys = 22;
 constexpr std::size_t kNumKeys = kNumFixedKeys + kNumOpClasses;
 
 constexpr std::array<Spec, kNumKeys> kSpecs = [] {
@@ -533,6 +548,32 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "a duration such as `500ns`, `150us`, `1.5ms`, `2s` or `0` (at most 3600s)",
               &parse_stats_interval,
               &get_stats_interval,
+              false};
+    t[n++] = {"trace-file",
+              "TRACE_FILE",
+              "path",
+              "none",
+              "/tmp/simaccel-trace.%p.json",
+              "Write a timeline of the first `trace-limit` requests (submission, queueing, "
+              "service, modelled hold, delivery, resume, per thread) to this file at exit, as "
+              "Chrome trace-event JSON for Perfetto UI or chrome://tracing (docs/trace.md); "
+              "`%p`: the process id. Written as `stats-file` is: a new file renamed over the "
+              "path.",
+              "a file path; empty or `none` for no trace",
+              &parse_trace_file,
+              &get_trace_file,
+              true};
+    t[n++] = {"trace-limit",
+              "TRACE_LIMIT",
+              "unsigned",
+              "65536",
+              "1000",
+              "How many requests `trace-file` records: the first this many from when tracing "
+              "starts (or the limit changes, or the process forks); later ones are not traced. "
+              "The records (about 200 bytes each) are allocated once, when tracing starts.",
+              "an integer from 1 to 10000000",
+              &parse_unsigned<&Config::trace_limit, 1, kMaxTraceLimit>,
+              &get_unsigned<&Config::trace_limit>,
               false};
     t[n++] = {"log",
               "LOG",
