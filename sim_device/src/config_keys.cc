@@ -251,7 +251,7 @@ std::string get_trace_file(const Config &c) {
     return c.trace_file.empty() ? std::string("none") : c.trace_file;
 }
 
-// trace-limit: each record is ~200 bytes, allocated when tracing starts.
+// trace-limit: records of 256 bytes, allocated when tracing starts (10M: 2.5 GB).
 constexpr unsigned kMaxTraceLimit = 10'000'000;
 
 bool parse_log(Config &c, std::string_view s) {
@@ -570,7 +570,7 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "1000",
               "How many requests `trace-file` records: the first this many from when tracing "
               "starts (or the limit changes, or the process forks); later ones are not traced. "
-              "The records (about 200 bytes each) are allocated once, when tracing starts.",
+              "The records (256 bytes each) are allocated once, when tracing starts.",
               "an integer from 1 to 10000000",
               &parse_unsigned<&Config::trace_limit, 1, kMaxTraceLimit>,
               &get_unsigned<&Config::trace_limit>,

@@ -22,47 +22,62 @@ namespace simaccel {
 // One request. Every field is a relaxed atomic: fields are written by the thread of their event
 // (application, worker, completion thread) and read by the writer, which runs after the device
 // threads were joined. `done` is the application thread's release once it has written its last
-// field; the writer reads with acquire and skips records not done.
-struct TraceRecord {
+// field; the writer reads with acquire and skips records not done. The application's fields and
+// the device's are on separate cache lines: a traced request moves each line between threads
+// once, not at every event.
+struct alignas(64) TraceRecord {
     using U64 = std::atomic<std::uint64_t>;
     using U32 = std::atomic<std::uint32_t>;
-    U64 b[trace::kNumSpans];   // span begins, monotonic ns (0: the span did not happen)
-    U64 e[trace::kNumSpans];   // span ends
-    U32 tid[trace::kNumSpans]; // the thread that ran each span
-    U64 t_first;               // the first submission attempt
-    U64 t_queued;              // admitted into the device (Request::t_submit)
-    U64 deadline;              // the modelled completion
-    U32 retries;               // EAGAIN refusals before acceptance
-    U32 resumes;               // returns from ASYNC_pause_job (EAGAIN waits included)
-    U32 instance;
-    std::atomic<std::uint8_t> op, status, hold, flags;
+    using U8 = std::atomic<std::uint8_t>;
+    struct SpanRec {
+        U64 b; // monotonic ns (0: the span did not happen)
+        U64 e;
+        U32 tid; // the thread that ran it
+    };
+    // --- the application thread's: submit, resume ---
+    SpanRec app[2];
+    U64 t_first; // the first submission attempt
+    U32 retries; // EAGAIN refusals before acceptance
+    U32 resumes; // returns from ASYNC_pause_job (EAGAIN waits included)
+    U8 op, status, flags;
     std::atomic<bool> done;
+    // --- the device threads': service, deliver, complete ---
+    alignas(64) SpanRec dev[3];
+    U64 t_queued; // admitted into the device (Request::t_submit)
+    U64 deadline; // the modelled completion
+    U32 instance;
+    U8 hold; // trace::Hold
 
-    static constexpr std::uint8_t kSync = 1;   // outside a job: run_here on the caller's thread
-    static constexpr std::uint8_t kWorkOk = 2; // the work's own verdict
+    static constexpr std::uint8_t kWorkOk = 1; // flags: the work's own verdict
+
+    SpanRec &span(trace::Span s) noexcept {
+        const auto i = static_cast<unsigned>(s);
+        return i < 2 ? app[i] : dev[i - 2];
+    }
+    const SpanRec &span(trace::Span s) const noexcept {
+        return const_cast<TraceRecord *>(this)->span(s);
+    }
 
     void clear() noexcept {
-        for (unsigned i = 0; i < trace::kNumSpans; ++i) {
-            b[i].store(0, std::memory_order_relaxed);
-            e[i].store(0, std::memory_order_relaxed);
-            tid[i].store(0, std::memory_order_relaxed);
+        for (SpanRec *sp : {&app[0], &app[1], &dev[0], &dev[1], &dev[2]}) {
+            sp->b.store(0, std::memory_order_relaxed);
+            sp->e.store(0, std::memory_order_relaxed);
+            sp->tid.store(0, std::memory_order_relaxed);
         }
         for (U64 *f : {&t_first, &t_queued, &deadline})
             f->store(0, std::memory_order_relaxed);
         for (U32 *f : {&retries, &resumes, &instance})
             f->store(0, std::memory_order_relaxed);
-        for (auto *f : {&op, &status, &hold, &flags})
+        for (U8 *f : {&op, &status, &flags, &hold})
             f->store(0, std::memory_order_relaxed);
         done.store(false, std::memory_order_relaxed);
     }
 };
+static_assert(sizeof(TraceRecord) == 256,
+              "the application's and the device's fields, two cache lines each");
 
 namespace trace {
 namespace {
-
-constexpr unsigned idx(Span s) noexcept {
-    return static_cast<unsigned>(s);
-}
 
 // One buffer of `limit` records; requests claim them in order (first-N).
 struct Buffer {
@@ -111,11 +126,11 @@ std::uint32_t this_tid() noexcept {
 }
 
 void begin(TraceRecord *t, Span s, std::uint64_t at) noexcept {
-    t->tid[idx(s)].store(this_tid(), std::memory_order_relaxed);
-    t->b[idx(s)].store(at, std::memory_order_relaxed);
+    t->span(s).tid.store(this_tid(), std::memory_order_relaxed);
+    t->span(s).b.store(at, std::memory_order_relaxed);
 }
 void end(TraceRecord *t, Span s, std::uint64_t at) noexcept {
-    t->e[idx(s)].store(at, std::memory_order_relaxed);
+    t->span(s).e.store(at, std::memory_order_relaxed);
 }
 
 } // namespace
@@ -163,10 +178,10 @@ void finish(Request &r) noexcept {
     TraceRecord *t = r.trace_rec;
     const std::uint64_t now = monotonic_ns();
     // Synchronous (run_here), or refused for good: the "resume" is the rest of run_operation.
-    if (t->b[idx(Span::kResume)].load(std::memory_order_relaxed) <
-        t->e[idx(Span::kSubmit)].load(std::memory_order_relaxed))
-        begin(t, Span::kResume, t->e[idx(Span::kSubmit)].load(std::memory_order_relaxed));
-    if (!t->b[idx(Span::kResume)].load(std::memory_order_relaxed))
+    const std::uint64_t submitted = t->span(Span::kSubmit).e.load(std::memory_order_relaxed);
+    if (t->span(Span::kResume).b.load(std::memory_order_relaxed) < submitted)
+        begin(t, Span::kResume, submitted);
+    if (!t->span(Span::kResume).b.load(std::memory_order_relaxed))
         begin(t, Span::kResume, now);
     end(t, Span::kResume, now);
     // relaxed: this thread loaded the final status with acquire already (or it is still
@@ -190,8 +205,6 @@ void serviced(Request &r, std::uint64_t t_done, std::uint8_t hold) noexcept {
     t->deadline.store(r.deadline, std::memory_order_relaxed);
     t->instance.store(r.instance, std::memory_order_relaxed);
     t->hold.store(hold, std::memory_order_relaxed);
-    if (r.here)
-        t->flags.store(TraceRecord::kSync, std::memory_order_relaxed);
 }
 
 void delivering(TraceRecord *t) noexcept {
@@ -301,14 +314,14 @@ const char *kHoldNames[] = {"latency", "poll-mode external", "poll-mode coalesce
 
 void append_request(Json &j, std::uint64_t id, const TraceRecord &t) {
     const auto ld = [](const auto &a) { return a.load(std::memory_order_relaxed); };
-    const auto B = [&](Span s) { return ld(t.b[idx(s)]); };
-    const auto E = [&](Span s) { return ld(t.e[idx(s)]); };
-    const auto T = [&](Span s) { return ld(t.tid[idx(s)]); };
+    const auto B = [&](Span s) { return ld(t.span(s).b); };
+    const auto E = [&](Span s) { return ld(t.span(s).e); };
+    const auto T = [&](Span s) { return ld(t.span(s).tid); };
     const std::string_view op = op_class_name(static_cast<OpClass>(ld(t.op) % kNumOpClasses));
     const char *status = status_name(static_cast<Status>(ld(t.status)));
     const unsigned retries = ld(t.retries), resumes = ld(t.resumes), instance = ld(t.instance);
     const std::uint8_t flags = ld(t.flags);
-    const bool sync = flags & TraceRecord::kSync;
+    const bool sync = ld(t.hold) == static_cast<std::uint8_t>(Hold::kHere);
     const std::uint32_t app = T(Span::kSubmit);
     char common[192];
     std::snprintf(common, sizeof common,
@@ -317,17 +330,18 @@ void append_request(Json &j, std::uint64_t id, const TraceRecord &t) {
                   instance, status, retries);
 
     // Thread tracks: complete events ("X"), nested properly on each thread.
-    static const char *kSpanNames[] = {"submit", "service", "deliver", "on_complete", "resume"};
+    static const char *kSpanNames[] = {"submit", "resume", "service", "deliver", "on_complete"};
     for (unsigned s = 0; s < kNumSpans; ++s) {
-        const std::uint64_t b = ld(t.b[s]), e = ld(t.e[s]);
+        const TraceRecord::SpanRec &sp = t.span(static_cast<Span>(s));
+        const std::uint64_t b = ld(sp.b), e = ld(sp.e);
         if (!b || e < b)
             continue;
-        j.open(kSpanNames[s], 'X', ld(t.tid[s]));
+        j.open(kSpanNames[s], 'X', ld(sp.tid));
         j.fmt(",\"cat\":\"%.*s\"", static_cast<int>(op.size()), op.data());
         j.ts("ts", b);
         j.dur(b, e);
         j.fmt(",\"args\":{%s", common);
-        if (s == idx(Span::kResume))
+        if (s == static_cast<unsigned>(Span::kResume))
             j.fmt(",\"resumes\":%u,\"work_ok\":%s,\"sync\":%s", resumes,
                   (flags & TraceRecord::kWorkOk) ? "true" : "false", sync ? "true" : "false");
         j.fmt("}}");

@@ -23,10 +23,10 @@ namespace trace {
 // The spans a request's record holds, each a begin, an end and the thread that ran it.
 enum class Span : std::uint8_t {
     kSubmit,   // application thread: the try_submit (or run_here) call that was accepted
+    kResume,   // application thread: from the job's last resume to run_operation's return
     kService,  // worker: compute
     kDeliver,  // device thread: accounting, status published, eventfd written
     kComplete, // device thread: on_complete (the application's callback, if any)
-    kResume,   // application thread: from the job's last resume to run_operation's return
 };
 inline constexpr unsigned kNumSpans = 5;
 
