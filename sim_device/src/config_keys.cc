@@ -227,28 +227,17 @@ std::string get_stats_interval(const Config &c) {
     return format_duration(c.stats_interval_ns);
 }
 
-bool parse_stats_file(Config &c, std::string_view s) {
+// stats-file, trace-file: a path, or empty / `none` for no file.
+template <auto Field> bool parse_path(Config &c, std::string_view s) {
     if (s.empty() || iequals(s, "none")) {
-        c.stats_file.clear();
+        (c.*Field).clear();
         return true;
     }
-    c.stats_file.assign(s); // strong guarantee: on bad_alloc the old path stays
+    (c.*Field).assign(s); // strong guarantee: on bad_alloc the old path stays
     return true;
 }
-std::string get_stats_file(const Config &c) {
-    return c.stats_file.empty() ? std::string("none") : c.stats_file;
-}
-
-bool parse_trace_file(Config &c, std::string_view s) {
-    if (s.empty() || iequals(s, "none")) {
-        c.trace_file.clear();
-        return true;
-    }
-    c.trace_file.assign(s); // strong guarantee: on bad_alloc the old path stays
-    return true;
-}
-std::string get_trace_file(const Config &c) {
-    return c.trace_file.empty() ? std::string("none") : c.trace_file;
+template <auto Field> std::string get_path(const Config &c) {
+    return (c.*Field).empty() ? std::string("none") : c.*Field;
 }
 
 // trace-limit: records of 256 bytes, allocated when tracing starts (10M: 2.5 GB).
@@ -290,7 +279,7 @@ struct Spec {
     std::string_view name, ctrl, type, default_text, example, doc, values;
     ParseFn parse;
     GetFn get;
-    bool allow_empty; // stats-file: an empty value means "none"
+    bool allow_empty; // stats-file, trace-file: an empty value means "none"
 };
 
 // Concatenates `parts` into a NUL-terminated buffer of N characters at compile time; `ctrl`
@@ -534,8 +523,8 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "(mode 0666 less the umask) renamed over the path: a link there is replaced, "
               "never followed.",
               "a file path; empty or `none` for no file",
-              &parse_stats_file,
-              &get_stats_file,
+              &parse_path<&Config::stats_file>,
+              &get_path<&Config::stats_file>,
               true};
     t[n++] = {"stats-interval",
               "STATS_INTERVAL",
@@ -560,8 +549,8 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "`%p`: the process id. Written as `stats-file` is: a new file renamed over the "
               "path.",
               "a file path; empty or `none` for no trace",
-              &parse_trace_file,
-              &get_trace_file,
+              &parse_path<&Config::trace_file>,
+              &get_path<&Config::trace_file>,
               true};
     t[n++] = {"trace-limit",
               "TRACE_LIMIT",
