@@ -92,7 +92,9 @@ struct Buffer {
 // freed: a request in flight may still write into its record.
 std::atomic<Buffer *> g_buf{nullptr};
 std::mutex g_mu; // configure() and the writer
-std::vector<std::unique_ptr<Buffer>> g_retired;
+// Never destroyed (nor are the buffers): an application thread may still be writing into one
+// while the process exits. Reachable from here, so not a leak.
+std::vector<Buffer *> *g_retired = nullptr;
 
 // Threads that recorded a span, with their names (taken at first use: the device threads have
 // been joined when the file is written).
@@ -233,8 +235,11 @@ void configure(const std::string &path, std::uint32_t limit) noexcept {
         Buffer *cur = g_buf.load(std::memory_order_relaxed); // relaxed: written under g_mu
         if (!path.empty() && (!cur || cur->limit != limit)) {
             auto fresh = std::make_unique<Buffer>(limit);
-            if (cur)
-                g_retired.push_back(std::unique_ptr<Buffer>(cur));
+            if (cur) {
+                if (!g_retired)
+                    g_retired = new std::vector<Buffer *>;
+                g_retired->push_back(cur);
+            }
             // release: a submitter that loads the pointer sees the constructed records.
             g_buf.store(fresh.release(), std::memory_order_release);
         }
