@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "simaccel/log.h"
+#include "simaccel/trace.h"
 
 namespace simaccel {
 
@@ -258,6 +259,7 @@ void at_exit() noexcept {
     Device &dev = Device::get();
     dev.shutdown();
     dev.write_stats_file();
+    trace::write_file();
 }
 
 } // namespace
@@ -325,6 +327,7 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
     r.execute = op_execute;
     r.on_complete = op_complete;
     r.signal_fd = w ? w->fd : -1;
+    const trace::Finish traced{r}; // trace-file: the request's record is complete on return
 
     auto fallback = [&](Reason why, const char *what) -> bool {
         if (pol.sw_fallback) {
@@ -348,7 +351,9 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         set_status(ctx, ASYNC_STATUS_OK);
         op.ref(); // the device's reference, dropped by op_complete
         // contract.md §2: outside a job the caller's own thread is the device unit.
+        trace::submitting(r);
         const Submit s = ctx ? dev.try_submit(&r) : dev.run_here(&r);
+        trace::submitted(r, s);
         if (s == Submit::kAccepted)
             break;
         op.unref(); // not taken; the caller's reference keeps `op` alive
@@ -370,6 +375,7 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
             op.ref();
             dev.wait_for_room(&r, op_room);
             ASYNC_pause_job();
+            trace::resumed(r);
             fresh.reported();
             // Resumed before the wake-up (the application did not wait for the fd): withdraw.
             if (dev.cancel_room_wait(&r))
@@ -393,6 +399,7 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         // sees the status.
         do {
             ASYNC_pause_job();
+            trace::resumed(r);
             fresh.reported();
             w->drain();
         } while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending);

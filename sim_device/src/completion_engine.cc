@@ -19,6 +19,7 @@
 
 #include "core.h"
 #include "simaccel/log.h"
+#include "simaccel/trace.h"
 
 namespace simaccel::detail {
 
@@ -185,13 +186,16 @@ void CompletionEngine::deliver_batch(std::vector<Request *> &batch) noexcept {
     // write's completion arrives, so the callback never precedes the fd signal (contract.md §4).
     io_uring &ring = uring_->ring;
     for (Request *r : batch) {
+        TraceRecord *const tr = trace::delivering(*r);
         const Status s = core_.retire(r, Status::kOk);
         const int fd = r->signal_fd;
         // release: publishes everything execute() wrote.
         r->status.store(s, std::memory_order_release);
+        trace::delivered(tr); // the fd write is queued below; on_complete runs when it is done
         if (fd < 0) {
             if (r->on_complete)
                 r->on_complete(r);
+            trace::completed(tr);
             continue;
         }
         io_uring_sqe *sqe = io_uring_get_sqe(&ring);
@@ -204,6 +208,7 @@ void CompletionEngine::deliver_batch(std::vector<Request *> &batch) noexcept {
             (void)n;
             if (r->on_complete)
                 r->on_complete(r);
+            trace::completed(tr);
             continue;
         }
         io_uring_prep_write(sqe, fd, &kOne, sizeof kOne, 0);
@@ -265,8 +270,11 @@ void CompletionEngine::wait_until(std::uint64_t deadline_ns) noexcept {
         } else {
             auto *r = reinterpret_cast<Request *>(tag);
             --uring_->pending_writes;
+            TraceRecord *const tr = r->trace_rec; // `r` may be gone after on_complete
+            trace::completing(tr);
             if (r->on_complete)
                 r->on_complete(r);
+            trace::completed(tr);
         }
     }
     io_uring_cq_advance(&ring, seen);

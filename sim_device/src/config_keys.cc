@@ -227,17 +227,21 @@ std::string get_stats_interval(const Config &c) {
     return format_duration(c.stats_interval_ns);
 }
 
-bool parse_stats_file(Config &c, std::string_view s) {
+// stats-file, trace-file: a path, or empty / `none` for no file.
+template <auto Field> bool parse_path(Config &c, std::string_view s) {
     if (s.empty() || iequals(s, "none")) {
-        c.stats_file.clear();
+        (c.*Field).clear();
         return true;
     }
-    c.stats_file.assign(s); // strong guarantee: on bad_alloc the old path stays
+    (c.*Field).assign(s); // strong guarantee: on bad_alloc the old path stays
     return true;
 }
-std::string get_stats_file(const Config &c) {
-    return c.stats_file.empty() ? std::string("none") : c.stats_file;
+template <auto Field> std::string get_path(const Config &c) {
+    return (c.*Field).empty() ? std::string("none") : c.*Field;
 }
+
+// trace-limit: records of 256 bytes, allocated when tracing starts (10M: 2.5 GB).
+constexpr unsigned kMaxTraceLimit = 10'000'000;
 
 bool parse_log(Config &c, std::string_view s) {
     for (std::size_t i = 0; i < std::size(kLogNames); ++i)
@@ -275,7 +279,7 @@ struct Spec {
     std::string_view name, ctrl, type, default_text, example, doc, values;
     ParseFn parse;
     GetFn get;
-    bool allow_empty; // stats-file: an empty value means "none"
+    bool allow_empty; // stats-file, trace-file: an empty value means "none"
 };
 
 // Concatenates `parts` into a NUL-terminated buffer of N characters at compile time; `ctrl`
@@ -324,7 +328,7 @@ template <std::size_t I> struct ClassLatencyKey {
 
 // Keys other than the per-class `latency-<class>` rows. The table below fails the build when
 // this count is wrong; the engine's ctrl numbers are the table's indices.
-constexpr std::size_t kNumFixedKeys = 20;
+constexpr std::size_t kNumFixedKeys = 22;
 constexpr std::size_t kNumKeys = kNumFixedKeys + kNumOpClasses;
 
 constexpr std::array<Spec, kNumKeys> kSpecs = [] {
@@ -519,8 +523,8 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "(mode 0666 less the umask) renamed over the path: a link there is replaced, "
               "never followed.",
               "a file path; empty or `none` for no file",
-              &parse_stats_file,
-              &get_stats_file,
+              &parse_path<&Config::stats_file>,
+              &get_path<&Config::stats_file>,
               true};
     t[n++] = {"stats-interval",
               "STATS_INTERVAL",
@@ -533,6 +537,32 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "a duration such as `500ns`, `150us`, `1.5ms`, `2s` or `0` (at most 3600s)",
               &parse_stats_interval,
               &get_stats_interval,
+              false};
+    t[n++] = {"trace-file",
+              "TRACE_FILE",
+              "path",
+              "none",
+              "/tmp/simaccel-trace.%p.json",
+              "Write a timeline of the first `trace-limit` requests (submission, queueing, "
+              "service, modelled hold, delivery, resume, per thread) to this file at exit, as "
+              "Chrome trace-event JSON for Perfetto UI or chrome://tracing (docs/trace.md); "
+              "`%p`: the process id. Written as `stats-file` is: a new file renamed over the "
+              "path.",
+              "a file path; empty or `none` for no trace",
+              &parse_path<&Config::trace_file>,
+              &get_path<&Config::trace_file>,
+              true};
+    t[n++] = {"trace-limit",
+              "TRACE_LIMIT",
+              "unsigned",
+              "65536",
+              "1000",
+              "How many requests `trace-file` records: the first this many from when tracing "
+              "starts (or the limit changes, or the process forks); later ones are not traced. "
+              "The records (256 bytes each) are allocated once, when tracing starts.",
+              "an integer from 1 to 10000000",
+              &parse_unsigned<&Config::trace_limit, 1, kMaxTraceLimit>,
+              &get_unsigned<&Config::trace_limit>,
               false};
     t[n++] = {"log",
               "LOG",

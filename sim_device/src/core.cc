@@ -14,6 +14,7 @@
 #include "completion_engine.h"
 #include "core.h"
 #include "simaccel/log.h"
+#include "simaccel/trace.h"
 
 namespace simaccel {
 
@@ -265,6 +266,7 @@ Submit Core::run_here(Request *req) noexcept {
     if (req->fault_stall)
         deadline = std::max(deadline, t_done) + model->fault_stall.delay_ns;
     req->deadline = std::max(deadline, t_done);
+    trace::serviced(*req, t_done, trace::Hold::kHere);
     if (current && deadline > t_done) {
         const timespec ts{static_cast<time_t>(deadline / 1'000'000'000u),
                           static_cast<long>(deadline % 1'000'000'000u)};
@@ -524,6 +526,7 @@ void Core::execute(Request *r, detail::Rng &rng, Held &held) noexcept {
     if (r->fault_stall)
         deadline = std::max(deadline, t_done) + model->fault_stall.delay_ns;
     r->deadline = std::max(deadline, t_done); // the modeled completion
+    trace::serviced(*r, t_done, static_cast<trace::Hold>(poll_mode.kind));
     if (!current) {
         deliver_now(r); // reset while queued: fails at once
     } else if (deadline <= t_done && poll_mode.kind == PollMode::Kind::kEvent) {
@@ -586,6 +589,7 @@ void Core::deliver_held(Held &held) noexcept {
 }
 
 void Core::deliver_now(Request *r, Status proposed) noexcept {
+    TraceRecord *const tr = trace::delivering(*r);
     const Status s = retire(r, proposed);
     const int fd = r->signal_fd;
     auto *done = r->on_complete;
@@ -593,8 +597,10 @@ void Core::deliver_now(Request *r, Status proposed) noexcept {
     r->status.store(s, std::memory_order_release);
     if (fd >= 0)
         signal_fd(fd);
+    trace::delivered(tr);
     if (done)
         done(r);
+    trace::completed(tr);
 }
 
 void Core::hold(Request *r) noexcept {

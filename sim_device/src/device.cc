@@ -12,6 +12,7 @@
 
 #include "core.h"
 #include "simaccel/log.h"
+#include "simaccel/trace.h"
 
 namespace simaccel {
 
@@ -107,6 +108,8 @@ void Device::install_locked(const Config &cfg) {
         core->set_model(cfg);
     }
     const bool interval_changed = cfg.stats_interval_ns != cfg_.stats_interval_ns;
+    if (cfg.trace_file != cfg_.trace_file || cfg.trace_limit != cfg_.trace_limit)
+        trace::configure(cfg.trace_file, cfg.trace_limit);
     cfg_ = cfg;
     stats_interval_ns_.store(cfg_.stats_interval_ns, std::memory_order_relaxed);
     // The completion thread may be asleep with no deadline: let it see the new interval.
@@ -313,6 +316,7 @@ void Device::atfork_child() noexcept {
     d.inflight_.store(0, std::memory_order_relaxed);
     d.live_.reset();
     d.external_fds_.after_fork();
+    trace::after_fork();
     d.max_inflight_.store(0, std::memory_order_relaxed);
     d.down_until_.store(0, std::memory_order_relaxed);
     d.resolved_workers_.store(0, std::memory_order_relaxed);

@@ -96,4 +96,12 @@ bool write_file_atomically(const std::string &path, std::string_view data,
     }
 }
 
+std::string expand_pid(std::string path) {
+    const std::string pid = std::to_string(getpid());
+    for (std::size_t at = path.find("%p"); at != std::string::npos;
+         at = path.find("%p", at + pid.size()))
+        path.replace(at, 2, pid);
+    return path;
+}
+
 } // namespace simaccel

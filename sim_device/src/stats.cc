@@ -191,10 +191,7 @@ namespace {
 bool write_stats_json(const std::string &configured_path, const std::string &json,
                       std::string *err) noexcept {
     try {
-        std::string path = configured_path;
-        for (std::size_t at = path.find("%p"); at != std::string::npos; at = path.find("%p", at))
-            path.replace(at, 2, std::to_string(getpid()));
-        return write_file_atomically(path, json + '\n', err);
+        return write_file_atomically(expand_pid(configured_path), json + '\n', err);
     } catch (...) {
         return false;
     }

@@ -56,7 +56,8 @@ TEST(ConfigTable, HasEveryDesignKeyInDocumentationOrder) {
         want.push_back("latency-" + std::string(n));
     for (auto n : {"poll-mode", "offload", "fault-busy", "fault-error", "fault-stall",
                    "fault-corrupt", "fault-seed", "verify", "sw-fallback", "max-retries",
-                   "reset-downtime", "stats-file", "stats-interval", "log", "completion-engine"})
+                   "reset-downtime", "stats-file", "stats-interval", "trace-file", "trace-limit", "log",
+                   "completion-engine"})
         want.push_back(n);
     std::vector<std::string> got;
     for (const auto &k : config_keys())
@@ -218,6 +219,10 @@ TEST(ConfigKeys, GoodValues) {
         {"stats-file", "none", "none"},
         {"stats-file", "", "none"},
         {"stats-file", "   ", "none"},
+        {"trace-file", "/tmp/t.%p.json", "/tmp/t.%p.json"},
+        {"trace-file", "", "none"},
+        {"trace-limit", "1", "1"},
+        {"trace-limit", "10000000", "10000000"},
         {"log", "off", "off"},
         {"log", "DEBUG", "debug"},
         {"completion-engine", "auto", "auto"},
@@ -362,6 +367,9 @@ TEST(ConfigKeys, BadValuesNameKeyAndValueAndChangeNothing) {
         {"log", "verbose"},
         {"log", "3"},
         {"stats-file", "/tmp/a\nb"},
+        {"trace-limit", "0"},
+        {"trace-limit", "10000001"},
+        {"trace-limit", "many"},
         {"log", "warn\x01"},
         {"completion-engine", "io_uring"},
         {"completion-engine", "uring"},
@@ -412,9 +420,9 @@ TEST(ConfigKeys, EveryKeyRefusesEmptyValuesButStatsFile) {
         const Config before = c;
         std::string err;
         const bool ok = k.set(c, " \t ", &err);
-        if (k.name == "stats-file") {
+        if (k.name == "stats-file" || k.name == "trace-file") {
             EXPECT_TRUE(ok) << err;
-            EXPECT_TRUE(c.stats_file.empty());
+            EXPECT_TRUE(k.name == "stats-file" ? c.stats_file.empty() : c.trace_file.empty());
             continue;
         }
         EXPECT_FALSE(ok);

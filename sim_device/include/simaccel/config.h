@@ -72,6 +72,8 @@ struct Config {
     std::uint64_t reset_downtime_ns = 100'000'000;
     std::string stats_file;
     std::uint64_t stats_interval_ns = 0; // 0 = only at exit
+    std::string trace_file;
+    unsigned trace_limit = 65536; // requests recorded: the first this many
     LogLevel log = LogLevel::kWarn;
     CompletionKind completion_engine = CompletionKind::kAuto;
 

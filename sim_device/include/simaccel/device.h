@@ -34,6 +34,7 @@ enum class Submit : std::uint8_t {
 const char *status_name(Status s) noexcept;
 
 class Core; // the running part: threads, rings, completion engine (core.cc)
+struct TraceRecord; // trace.h: the request's timeline record, when traced
 
 // A unit of work. The front end owns the memory and keeps it alive until on_complete has been
 // called; the device never allocates one.
@@ -71,6 +72,7 @@ struct Request {
     bool fault_error = false;
     bool fault_corrupt = false;
     bool fault_stall = false;
+    TraceRecord *trace_rec = nullptr; // trace-file: claimed at the first submission (trace.h)
 
     // Resets the result fields so the request can be submitted again (after kBusy nothing
     // needs resetting; after completion call this first).

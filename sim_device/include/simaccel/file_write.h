@@ -1,4 +1,4 @@
-// The one way simaccel writes a file (the stats file now; every output file to come).
+// The one way simaccel writes a file (stats-file, trace-file; every output file to come).
 #pragma once
 
 #include <string>
@@ -16,5 +16,9 @@ namespace simaccel {
 // message naming the path and the failing step in *err; nothing is left behind on failure.
 [[nodiscard]] bool write_file_atomically(const std::string &path, std::string_view data,
                                          std::string *err) noexcept;
+
+// `path` with every `%p` replaced by the process id (stats-file, trace-file: one file per
+// forked worker).
+std::string expand_pid(std::string path);
 
 } // namespace simaccel
