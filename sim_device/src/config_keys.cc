@@ -252,6 +252,33 @@ std::string get_log(const Config &c) {
     return i < std::size(kLogNames) ? std::string(kLogNames[i]) : std::string("invalid");
 }
 
+constexpr std::string_view kStrictNames[] = {"off", "warn", "abort"};
+
+bool parse_strict(Config &c, std::string_view s) {
+    for (std::size_t i = 0; i < std::size(kStrictNames); ++i)
+        if (iequals(s, kStrictNames[i])) {
+            c.strict = static_cast<StrictMode>(i);
+            return true;
+        }
+    return false;
+}
+std::string get_strict(const Config &c) {
+    const auto i = static_cast<std::size_t>(c.strict);
+    return i < std::size(kStrictNames) ? std::string(kStrictNames[i]) : std::string("invalid");
+}
+
+// At least 1ms: the watch that finds missed wake-ups looks four times per timeout.
+bool parse_strict_timeout(Config &c, std::string_view s) {
+    std::uint64_t v = 0;
+    if (!parse_key_duration(s, &v) || v < 1'000'000)
+        return false;
+    c.strict_timeout_ns = v;
+    return true;
+}
+std::string get_strict_timeout(const Config &c) {
+    return format_duration(c.strict_timeout_ns);
+}
+
 constexpr std::string_view kCompletionNames[] = {"auto", "io-uring", "plain"};
 
 bool parse_completion_engine(Config &c, std::string_view s) {
@@ -324,7 +351,7 @@ template <std::size_t I> struct ClassLatencyKey {
 
 // Keys other than the per-class `latency-<class>` rows. The table below fails the build when
 // this count is wrong; the engine's ctrl numbers are the table's indices.
-constexpr std::size_t kNumFixedKeys = 20;
+constexpr std::size_t kNumFixedKeys = 22;
 constexpr std::size_t kNumKeys = kNumFixedKeys + kNumOpClasses;
 
 constexpr std::array<Spec, kNumKeys> kSpecs = [] {
@@ -533,6 +560,29 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "a duration such as `500ns`, `150us`, `1.5ms`, `2s` or `0` (at most 3600s)",
               &parse_stats_interval,
               &get_stats_interval,
+              false};
+    t[n++] = {"strict",
+              "STRICT",
+              "strict-mode",
+              "off",
+              "warn",
+              "Check the application's side of the async contract (docs/strict.md): `warn` counts "
+              "each violation in the stats JSON's `contract` section and logs the first of each "
+              "rule with what to do instead; `abort` also aborts the process at the first one.",
+              "`off`, `warn` or `abort`",
+              &parse_strict,
+              &get_strict,
+              false};
+    t[n++] = {"strict-timeout",
+              "STRICT_TIMEOUT",
+              "duration",
+              "1s",
+              "200ms",
+              "Under `strict`: how long a paused job may stay unresumed after its request "
+              "completed (its fd written, its callback called) before that is a missed wake-up.",
+              "a duration such as `100ms`, `1s` or `5s` (at least 1ms, at most 3600s)",
+              &parse_strict_timeout,
+              &get_strict_timeout,
               false};
     t[n++] = {"log",
               "LOG",
