@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "simaccel/log.h"
+#include "strict.h"
 
 namespace simaccel {
 
@@ -46,6 +47,7 @@ struct WaitFd {
     // callback never runs for a freed SSL.
     std::mutex mu;
     bool ctx_alive = true;
+    std::atomic<strict::Job *> strict_job{nullptr}; // the job strict watches on this ctx
 
     void ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
     // acq_rel: the last owner sees every use of the fd before closing it.
@@ -94,6 +96,7 @@ const char kWaitFdKeyObject = 0; // its address is the key, shared by engine and
 
 void wait_fd_cleanup(ASYNC_WAIT_CTX *, const void *, OSSL_ASYNC_FD, void *custom) {
     auto *w = static_cast<WaitFd *>(custom);
+    strict::ctx_freed(w->strict_job);
     {
         std::lock_guard lock(w->mu);
         w->ctx_alive = false;
@@ -190,10 +193,12 @@ void op_complete(Request *r) noexcept {
     Operation &op = BridgeAccess::op(r);
     WaitFd *w = BridgeAccess::wait_fd(op);
     auto cb = BridgeAccess::cb(op);
+    if (w)
+        strict::delivered(w->strict_job, &op);
     if (w && cb) {
         std::lock_guard lock(w->mu);
         if (w->ctx_alive)
-            cb(BridgeAccess::cb_arg(op));
+            strict::run_callback(cb, BridgeAccess::cb_arg(op), op.op_class());
     } else if (!w) {
         // Synchronous waiter blocks on the status word.
         r->status.notify_all();
@@ -216,11 +221,12 @@ void op_complete(Request *r) noexcept {
 void op_room(Request *r) noexcept {
     Operation &op = BridgeAccess::op(r);
     WaitFd *w = BridgeAccess::wait_fd(op);
+    strict::delivered(w->strict_job, &op);
     w->signal();
     if (auto cb = BridgeAccess::cb(op)) {
         std::lock_guard lock(w->mu);
         if (w->ctx_alive)
-            cb(BridgeAccess::cb_arg(op));
+            strict::run_callback(cb, BridgeAccess::cb_arg(op), op.op_class());
     }
     op.unref();
 }
@@ -257,6 +263,7 @@ std::once_flag g_init_once;
 void at_exit() noexcept {
     Device &dev = Device::get();
     dev.shutdown();
+    strict::at_exit(); // after the shutdown: every request has left the device
     dev.write_stats_file();
 }
 
@@ -320,6 +327,11 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
             BridgeAccess::cb_arg(op) = arg;
         }
     }
+    // docs/strict.md: the application's side of the contract, for a request in a job.
+    strict::Job strict_job;
+    strict::Scope strict_checks(ctx ? dev.strict_mode() : StrictMode::kOff, strict_job, op,
+                                w ? &w->strict_job : nullptr, w ? w->fd : -1,
+                                BridgeAccess::cb(op) != nullptr);
     Request &r = BridgeAccess::req(op);
     r.user = &op;
     r.execute = op_execute;
@@ -347,6 +359,7 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         // complete, since a callback may read it on the device thread.
         set_status(ctx, ASYNC_STATUS_OK);
         op.ref(); // the device's reference, dropped by op_complete
+        strict_checks.submitting();
         // contract.md §2: outside a job the caller's own thread is the device unit.
         const Submit s = ctx ? dev.try_submit(&r) : dev.run_here(&r);
         if (s == Submit::kAccepted)
@@ -369,7 +382,9 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
             // now): the device holds a reference until then.
             op.ref();
             dev.wait_for_room(&r, op_room);
+            strict_checks.pausing();
             ASYNC_pause_job();
+            strict_checks.resumed(r);
             fresh.reported();
             // Resumed before the wake-up (the application did not wait for the fd): withdraw.
             if (dev.cancel_room_wait(&r))
@@ -385,7 +400,9 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         // At least one pause, even if the request is already done (its fd is then already
         // readable and the resume immediate): see FreshFd, and QAT_Engine does the same.
         do {
+            strict_checks.pausing();
             ASYNC_pause_job();
+            strict_checks.resumed(r);
             fresh.reported();
         } while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending);
         w->drain();
