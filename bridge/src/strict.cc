@@ -228,7 +228,7 @@ void resumed(Job &j, const Request &r) noexcept {
         e.at_ns = monotonic_ns();
         e.elapsed_ns = e.at_ns - j.t_pause.load();
         report(ContractRule::kResumedOnAnotherThread, e,
-               "a job paused in a %s request on thread %ld was resumed on thread %ld. "
+               "a job paused in a request of class %s on thread %ld was resumed on thread %ld. "
                "ASYNC_start_job(3): a paused job is resumed by calling ASYNC_start_job again on "
                "the thread that started it; libssl's SSL_ERROR_WANT_ASYNC means: repeat the same "
                "SSL call on the same thread. Resumed elsewhere, the fibre returns into the other "
@@ -297,7 +297,8 @@ int run_callback_timed(int (*cb)(void *), void *arg, OpClass cls) noexcept {
     e.at_ns = monotonic_ns();
     e.elapsed_ns = wall;
     report(ContractRule::kSlowCallback, e,
-           "the application's async callback for a %s request ran %.0f us (%.0f us of CPU%s) on "
+           "the application's async callback for a request of class %s ran %.0f us (%.0f us of "
+           "CPU%s) on "
            "thread %ld, a simaccel device thread; the bound is %.0f us of CPU, or %.0f ms when it "
            "blocks. SSL_set_async_callback(3): the callback runs on the engine's thread and must "
            "be small and non-blocking. Only queue the connection (a mutex-guarded or lock-free "
@@ -323,7 +324,8 @@ void ctx_freed_slow(std::atomic<Job *> &slot) noexcept {
         e.at_ns = monotonic_ns();
         e.elapsed_ns = e.at_ns - j->t_pause.load();
         report(ContractRule::kAbandonedJob, e,
-               "the wait ctx of a job paused on thread %ld in a %s request was freed (SSL_free or "
+               "the wait ctx of a job paused on thread %ld in a request of class %s was freed "
+               "(SSL_free or "
                "ASYNC_WAIT_CTX_free) %s. ASYNC_start_job(3), ASYNC_WAIT_CTX_new(3): OpenSSL never "
                "resumes or frees a paused job; its fibre stack and its request leak, one per "
                "connection. Before SSL_free, resume the connection until its SSL call returns "
