@@ -40,18 +40,20 @@ struct State {
 State &state() noexcept {
     static State *s = [] {
         auto *st = new State;
-        pthread_atfork([] { state().mu.lock(); }, [] { state().mu.unlock(); },
-                       [] {
-                           // The child has no watch thread, and the parent's jobs are not its
-                           // own to watch: forget them (their links are never followed again).
-                           State &c = state();
-                           c.head = nullptr;
-                           ++c.gen;
-                           c.watching = false;
-                           c.stop = false;
-                           new (&c.cv) std::condition_variable; // the parent's waiter is gone
-                           c.mu.unlock();
-                       });
+        // No prepare handler: holding the lock across the fork would deadlock with the device's
+        // own prepare handler, which waits for workers that may be waiting for this lock. The
+        // child rebuilds the state instead: it has no watch thread, its lock may have been held
+        // by a thread it does not have, and the parent's jobs are not its own to watch (their
+        // links are never followed again).
+        pthread_atfork(nullptr, nullptr, [] {
+            State &c = state();
+            new (&c.mu) std::mutex;
+            new (&c.cv) std::condition_variable;
+            c.head = nullptr;
+            ++c.gen;
+            c.watching = false;
+            c.stop = false;
+        });
         return st;
     }();
     return *s;
@@ -98,7 +100,8 @@ void report(ContractRule rule, const ContractEvent &e, const char *fmt, ...) noe
     const bool abort_now = dev.strict_mode() == StrictMode::kAbort;
     if (!first && !abort_now)
         return;
-    char msg[900];
+    // Not on the stack: this may run on a job's fibre, whose stack is small.
+    static thread_local char msg[900];
     va_list ap;
     va_start(ap, fmt);
     std::vsnprintf(msg, sizeof msg, fmt, ap);
@@ -166,12 +169,11 @@ void *watch_main(void *) {
 
 // Starts the watch thread (lazily, at the first wake-up under strict). Under s.mu.
 void start_watch_locked(State &s) noexcept {
-    if (s.watching)
+    if (s.watching || s.stop) // running, or the process is exiting
         return;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); // as the device threads: no signal lands here
-    s.stop = false;
     s.watching = pthread_create(&s.watcher, nullptr, watch_main, nullptr) == 0;
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (!s.watching)

@@ -68,18 +68,6 @@ check_offload() {
     say "$(basename "$1") $line"
 }
 
-# check_contract_clean FILE...: strict (docs/strict.md) counted no violation of the async
-# contract in any of the stats files (the servers run with strict=warn).
-check_contract_clean() {
-    local f bad
-    for f in "$@"; do
-        bad=$("$STATS" contract "$f") || fail "stats: no contract section in $f"
-        bad=$(awk '$2 != 0' <<<"$bad")
-        [[ -z $bad ]] || fail "strict counted violations of the async contract in $(basename "$f"): $bad"
-    done
-    say "strict: no violation of the async contract in $# stats file(s)"
-}
-
 # stats_sum CLASS FIELD FILE...: the sum of one counter over several stats files (a class that
 # a process never used counts 0).
 stats_sum() {
