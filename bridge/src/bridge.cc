@@ -328,8 +328,7 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         }
     }
     // docs/strict.md: the application's side of the contract, for a request in a job.
-    strict::Job strict_job;
-    strict::Scope strict_checks(ctx ? dev.strict_mode() : StrictMode::kOff, strict_job, op,
+    strict::Scope strict_checks(ctx ? dev.strict_mode() : StrictMode::kOff, op,
                                 w ? &w->strict_job : nullptr, w ? w->fd : -1,
                                 BridgeAccess::cb(op) != nullptr);
     Request &r = BridgeAccess::req(op);

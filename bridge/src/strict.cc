@@ -199,7 +199,7 @@ void arm(Job &j, Operation &op, std::atomic<Job *> &slot, int fd, bool has_callb
     if (s.head)
         s.head->prev = &j;
     s.head = &j;
-    j.armed = true;
+    j.watched = true;
     // release: a device thread that loads the slot sees the Job filled in.
     slot.store(&j, std::memory_order_release);
 }
@@ -267,10 +267,12 @@ void resumed(Job &j, const Request &r) noexcept {
 void disarm(Job &j) noexcept {
     State &s = state();
     std::lock_guard lock(s.mu);
+    if (!j.watched)
+        return; // its wait ctx was freed: the slot is gone with it
     unlink_locked(s, j);
     Job *self = &j;
     j.slot->compare_exchange_strong(self, nullptr, std::memory_order_relaxed);
-    j.armed = false;
+    j.watched = false;
 }
 
 void delivered_slow(std::atomic<Job *> &slot, const Operation *op) noexcept {
@@ -339,7 +341,7 @@ void ctx_freed_slow(std::atomic<Job *> &slot) noexcept {
     }
     // The job never runs again: stop watching it (its stack is leaked, not freed).
     unlink_locked(s, *j);
-    j->armed = false; // read by nobody again unless the application resumes it after all
+    j->watched = false;
     slot.store(nullptr, std::memory_order_relaxed);
 }
 

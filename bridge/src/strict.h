@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <new>
 
 #include "simaccel/device.h"
 
@@ -22,27 +23,27 @@ inline constexpr unsigned kSpinBound = 100;
 inline constexpr std::uint64_t kSlowCallbackCpuNs = 100'000;
 inline constexpr std::uint64_t kSlowCallbackBlockedNs = 1'000'000;
 
-// One request of a job, from its first submission to its return: on the job's own stack (its
-// fibre's, which survives the pauses), linked into the process's list of watched jobs. The
-// list's lock guards the links and `delivered_ns`; the job's thread writes the rest.
+// One request of a job, from its first submission to its return: constructed only under strict,
+// in its Scope on the job's own stack (its fibre's, which survives the pauses), and linked into
+// the process's list of watched jobs. The list's lock guards the links, `watched` and
+// `missed_reported`; the job's thread writes the rest.
 struct Job {
     Operation *op = nullptr;
     std::atomic<Job *> *slot = nullptr; // the wait fd's pointer to its job (WaitFd::strict_job)
     int fd = -1;
     OpClass cls = OpClass::kNull;
     bool has_callback = false;
-    bool armed = false;
+    bool watched = false;  // linked; false once its wait ctx was freed (abandoned-job)
     std::uint64_t gen = 0; // the list's generation when linked (a fork child starts a new one)
     Job *prev = nullptr, *next = nullptr;
-    // seq_cst: the watch reads them under the lock while the job's thread writes them.
-    std::atomic<std::uint64_t> t_submit{0}; // the latest submission: the watch reads them under the
-                                            // lock while the job's thread writes them.
+    // seq_cst: the watch reads these under the lock while the job's thread writes them.
+    std::atomic<std::uint64_t> t_submit{0}; // the latest submission
     std::atomic<bool> paused{false};
     std::atomic<long> paused_tid{0};
     std::atomic<std::uint64_t> t_pause{0};
     std::atomic<std::uint64_t> delivered_ns{0}; // the last wake-up not yet followed by a resume
-    bool missed_reported = false;               // under the lock
-    unsigned unprompted = 0;                    // the job's thread only
+    bool missed_reported = false;
+    unsigned unprompted = 0; // the job's thread only, as the two below
     bool spin_reported = false;
     bool moved_reported = false;
 };
@@ -78,37 +79,43 @@ inline void ctx_freed(std::atomic<Job *> &slot) noexcept {
 // Process exit, after the device stopped: the jobs still paused.
 void at_exit() noexcept;
 
-// Arms, pauses and disarms `j` around one request in a job, when strict is on at its start.
+// A Job around one request in a job, when strict is on at its start. Off, it constructs nothing
+// and each event costs a test of `armed_`.
 class Scope {
   public:
     // `slot` null (no wait ctx): nothing to check.
-    Scope(StrictMode mode, Job &j, Operation &op, std::atomic<Job *> *slot, int fd,
-          bool has_callback) noexcept
-        : j_(j) {
-        if (mode != StrictMode::kOff && slot) [[unlikely]]
-            arm(j, op, *slot, fd, has_callback);
+    Scope(StrictMode mode, Operation &op, std::atomic<Job *> *slot, int fd,
+          bool has_callback) noexcept {
+        if (mode != StrictMode::kOff && slot) [[unlikely]] {
+            arm(*new (storage_) Job, op, *slot, fd, has_callback);
+            armed_ = true;
+        }
     }
     ~Scope() {
-        if (j_.armed) [[unlikely]]
-            disarm(j_);
+        if (armed_) [[unlikely]] {
+            disarm(job());
+            job().~Job();
+        }
     }
     Scope(const Scope &) = delete;
     Scope &operator=(const Scope &) = delete;
     void submitting() noexcept {
-        if (j_.armed) [[unlikely]]
-            strict::submitting(j_);
+        if (armed_) [[unlikely]]
+            strict::submitting(job());
     }
     void pausing() noexcept {
-        if (j_.armed) [[unlikely]]
-            strict::pausing(j_);
+        if (armed_) [[unlikely]]
+            strict::pausing(job());
     }
     void resumed(const Request &r) noexcept {
-        if (j_.armed) [[unlikely]]
-            strict::resumed(j_, r);
+        if (armed_) [[unlikely]]
+            strict::resumed(job(), r);
     }
 
   private:
-    Job &j_;
+    Job &job() noexcept { return *std::launder(reinterpret_cast<Job *>(storage_)); }
+    bool armed_ = false;
+    alignas(Job) unsigned char storage_[sizeof(Job)];
 };
 
 } // namespace simaccel::strict
