@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <initializer_list>
 #include <new>
+#include <type_traits>
 
 #include "config_internal.h"
 
@@ -239,33 +240,21 @@ std::string get_stats_file(const Config &c) {
     return c.stats_file.empty() ? std::string("none") : c.stats_file;
 }
 
-bool parse_log(Config &c, std::string_view s) {
-    for (std::size_t i = 0; i < std::size(kLogNames); ++i)
-        if (iequals(s, kLogNames[i])) {
-            c.log = static_cast<LogLevel>(i);
+// A key whose value is one of `Names`, stored as the enum at that index in `Field`.
+template <auto Field, const auto &Names> bool parse_named(Config &c, std::string_view s) {
+    for (std::size_t i = 0; i < std::size(Names); ++i)
+        if (iequals(s, Names[i])) {
+            c.*Field = static_cast<std::remove_cvref_t<decltype(c.*Field)>>(i);
             return true;
         }
     return false;
 }
-std::string get_log(const Config &c) {
-    const auto i = static_cast<std::size_t>(c.log);
-    return i < std::size(kLogNames) ? std::string(kLogNames[i]) : std::string("invalid");
+template <auto Field, const auto &Names> std::string get_named(const Config &c) {
+    const auto i = static_cast<std::size_t>(c.*Field);
+    return i < std::size(Names) ? std::string(Names[i]) : std::string("invalid");
 }
 
 constexpr std::string_view kStrictNames[] = {"off", "warn", "abort"};
-
-bool parse_strict(Config &c, std::string_view s) {
-    for (std::size_t i = 0; i < std::size(kStrictNames); ++i)
-        if (iequals(s, kStrictNames[i])) {
-            c.strict = static_cast<StrictMode>(i);
-            return true;
-        }
-    return false;
-}
-std::string get_strict(const Config &c) {
-    const auto i = static_cast<std::size_t>(c.strict);
-    return i < std::size(kStrictNames) ? std::string(kStrictNames[i]) : std::string("invalid");
-}
 
 // At least 1ms: the watch that finds missed wake-ups looks four times per timeout.
 bool parse_strict_timeout(Config &c, std::string_view s) {
@@ -280,20 +269,6 @@ std::string get_strict_timeout(const Config &c) {
 }
 
 constexpr std::string_view kCompletionNames[] = {"auto", "io-uring", "plain"};
-
-bool parse_completion_engine(Config &c, std::string_view s) {
-    for (std::size_t i = 0; i < std::size(kCompletionNames); ++i)
-        if (iequals(s, kCompletionNames[i])) {
-            c.completion_engine = static_cast<CompletionKind>(i);
-            return true;
-        }
-    return false;
-}
-std::string get_completion_engine(const Config &c) {
-    const auto i = static_cast<std::size_t>(c.completion_engine);
-    return i < std::size(kCompletionNames) ? std::string(kCompletionNames[i])
-                                           : std::string("invalid");
-}
 
 // ---------------------------------------------------------------------------------------------
 // The table.
@@ -570,8 +545,8 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "each violation in the stats JSON's `contract` section and logs the first of each "
               "rule with what to do instead; `abort` also aborts the process at the first one.",
               "`off`, `warn` or `abort`",
-              &parse_strict,
-              &get_strict,
+              &parse_named<&Config::strict, kStrictNames>,
+              &get_named<&Config::strict, kStrictNames>,
               false};
     t[n++] = {"strict-timeout",
               "STRICT_TIMEOUT",
@@ -591,8 +566,8 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "info",
               "Messages written to stderr.",
               "`off`, `error`, `warn`, `info` or `debug`",
-              &parse_log,
-              &get_log,
+              &parse_named<&Config::log, kLogNames>,
+              &get_named<&Config::log, kLogNames>,
               false};
     t[n++] = {"completion-engine",
               "COMPLETION_ENGINE",
@@ -604,8 +579,8 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "unavailable or the process runs under valgrind (which stops every thread while "
               "one waits in io_uring_enter).",
               "`auto`, `io-uring` or `plain`",
-              &parse_completion_engine,
-              &get_completion_engine,
+              &parse_named<&Config::completion_engine, kCompletionNames>,
+              &get_named<&Config::completion_engine, kCompletionNames>,
               false};
     if (n != kNumKeys)
         throw "kNumKeys does not match the table"; // not a constant expression: fails the build

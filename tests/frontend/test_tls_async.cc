@@ -38,7 +38,8 @@ using Clock = std::chrono::steady_clock;
 // SIMACCEL_OPTS is read when the front end loads; a `strict` set in the environment wins.
 const bool kStrictWarn = [] {
     const char *opts = std::getenv("SIMACCEL_OPTS");
-    return setenv("SIMACCEL_OPTS", (std::string("strict=warn ") + (opts ? opts : "")).c_str(), 1) == 0;
+    const std::string with_strict = std::string("strict=warn ") + (opts ? opts : "");
+    return setenv("SIMACCEL_OPTS", with_strict.c_str(), 1) == 0;
 }();
 
 enum class Wake { kCallback, kFd };

@@ -66,8 +66,8 @@ struct SignJob final : SteppedJob {
     SignJob &operator=(const SignJob &) = delete;
 
     int body() noexcept override {
-        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(g_frontend->libctx(), g_key,
-                                                     g_frontend->propq());
+        EVP_PKEY_CTX *c =
+            EVP_PKEY_CTX_new_from_pkey(g_frontend->libctx(), g_key, g_frontend->propq());
         siglen = sizeof sig;
         const int ok = c && EVP_PKEY_sign_init(c) == 1 &&
                        EVP_PKEY_sign(c, sig, &siglen, g_digest.data(), g_digest.size()) == 1;
@@ -296,19 +296,18 @@ int main(int argc, char **argv) {
         die("no P-256 key");
     g_key = key.release(); // kept to the end: a leaked job may still hold it
     g_digest = digest("SHA256", random_bytes(64));
-    if (which == "correct")
-        return run_correct();
-    if (which == "other-thread")
-        return run_other_thread();
-    if (which == "missed-wakeup")
-        return run_missed_wakeup();
-    if (which == "spinning")
-        return run_spinning();
-    if (which == "slow-callback")
-        return run_slow_callback();
-    if (which == "abandoned-job")
-        return run_abandoned_job();
-    if (which == "left-paused")
-        return run_left_paused();
+    constexpr struct {
+        std::string_view name;
+        int (*run)();
+    } kCases[] = {{"correct", run_correct},
+                  {"other-thread", run_other_thread},
+                  {"missed-wakeup", run_missed_wakeup},
+                  {"spinning", run_spinning},
+                  {"slow-callback", run_slow_callback},
+                  {"abandoned-job", run_abandoned_job},
+                  {"left-paused", run_left_paused}};
+    for (const auto &c : kCases)
+        if (c.name == which)
+            return c.run();
     die("unknown case " + std::string(which));
 }
