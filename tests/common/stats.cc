@@ -104,7 +104,8 @@ std::optional<std::string> StatsSnapshot::contract_violations() const {
         const Json *count = entry.get("count");
         const auto n = count ? count->number() : std::nullopt;
         if (!n || *n != 0)
-            out += (out.empty() ? "" : "; ") + rule + " " + (n ? std::to_string(*n) : "?");
+            out += (out.empty() ? "" : "; ") + rule + " " +
+                   (n ? std::to_string(static_cast<std::uint64_t>(*n)) : "?");
     }
     return out;
 }

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
-#include <cstdlib>
 #include <memory>
 #include <set>
 #include <string>
@@ -36,11 +35,7 @@ using Clock = std::chrono::steady_clock;
 // The event loops below keep the application's side of the async contract: the suite runs
 // with strict=warn (docs/strict.md) and each test checks that nothing was counted. Before main():
 // SIMACCEL_OPTS is read when the front end loads; a `strict` set in the environment wins.
-const bool kStrictWarn = [] {
-    const char *opts = std::getenv("SIMACCEL_OPTS");
-    const std::string with_strict = std::string("strict=warn ") + (opts ? opts : "");
-    return setenv("SIMACCEL_OPTS", with_strict.c_str(), 1) == 0;
-}();
+const bool kStrictWarn = prepend_simaccel_opts("strict=warn");
 
 enum class Wake { kCallback, kFd };
 enum class Cert { kRsa2048, kEcdsaP256 };
