@@ -8,6 +8,9 @@
 //                  resumed on its own thread and finished before its wait ctx is freed
 //   other-thread   a job paused on the main thread is resumed once on another thread
 //   missed-wakeup  the request completes and the application looks at its fd only 600 ms later
+//   late-callback  a TLS server sets its SSL's async callback after the first SSL_ERROR_WANT_ASYNC
+//                  and waits for it: libssl installs the callback only when it creates the wait
+//                  ctx, so it never comes (a missed wake-up; the server falls back to the fd)
 //   spinning       the application resumes the paused job in a loop, never waiting for its fd
 //   slow-callback  the wait ctx callback sleeps 3 ms on the device thread
 //   abandoned-job  the wait ctx of a paused job is freed (what SSL_free does)
@@ -30,6 +33,8 @@
 
 #include <openssl/async.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include "async_runner.h"
 #include "frontend.h"
@@ -228,6 +233,90 @@ int run_spinning() {
     return 0;
 }
 
+int flag_ssl_callback(SSL *, void *arg) {
+    static_cast<std::atomic<bool> *>(arg)->store(true, std::memory_order_release);
+    return 1;
+}
+
+// The server's async fd, or -1 unless there is exactly one.
+OSSL_ASYNC_FD ssl_async_fd(SSL *s) {
+    size_t n = 0;
+    OSSL_ASYNC_FD fd = -1;
+    if (!SSL_get_all_async_fds(s, nullptr, &n) || n != 1 || !SSL_get_all_async_fds(s, &fd, &n))
+        return -1;
+    return fd;
+}
+
+int run_late_callback() {
+    X509Ptr cert = make_self_signed(*g_frontend, g_key, "localhost");
+    SslCtxPtr sctx(SSL_CTX_new_ex(g_frontend->libctx(), g_frontend->propq(), TLS_server_method()));
+    SslCtxPtr cctx(SSL_CTX_new_ex(g_frontend->libctx(), g_frontend->propq(), TLS_client_method()));
+    if (!cert || !sctx || !cctx || SSL_CTX_use_certificate(sctx.get(), cert.get()) != 1 ||
+        SSL_CTX_use_PrivateKey(sctx.get(), g_key) != 1)
+        die("TLS setup failed");
+    SSL_CTX_set_mode(sctx.get(), SSL_MODE_ASYNC);
+    // The client checks the server's chain: the signature made on the device verifies.
+    if (X509_STORE_add_cert(SSL_CTX_get_cert_store(cctx.get()), cert.get()) != 1)
+        die("X509_STORE_add_cert failed");
+    SSL_CTX_set_verify(cctx.get(), SSL_VERIFY_PEER, nullptr);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        die("socketpair failed");
+    SslPtr server(SSL_new(sctx.get())), client(SSL_new(cctx.get()));
+    if (!server || !client || SSL_set_fd(server.get(), sv[0]) != 1 ||
+        SSL_set_fd(client.get(), sv[1]) != 1)
+        die("SSL_new failed");
+    SSL_set_accept_state(server.get());
+    SSL_set_connect_state(client.get());
+    std::atomic<bool> called{false};
+    bool server_done = false, client_done = false, waited = false;
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (!(server_done && client_done) && std::chrono::steady_clock::now() < until) {
+        if (!client_done) {
+            const int r = SSL_do_handshake(client.get());
+            client_done = r == 1;
+            if (r != 1 && SSL_get_error(client.get(), r) != SSL_ERROR_WANT_READ)
+                die("client handshake failed");
+        }
+        if (server_done)
+            continue;
+        const int r = SSL_do_handshake(server.get());
+        server_done = r == 1;
+        if (r == 1)
+            continue;
+        const int e = SSL_get_error(server.get(), r);
+        if (e == SSL_ERROR_WANT_READ)
+            continue;
+        if (e != SSL_ERROR_WANT_ASYNC)
+            die("server handshake failed");
+        if (!waited) {
+            // The broken part: the callback set now, after the wait ctx exists, and waited for.
+            waited = true;
+            SSL_set_async_callback(server.get(), flag_ssl_callback);
+            SSL_set_async_callback_arg(server.get(), &called);
+            for (int i = 0; i < 60 && !called.load(std::memory_order_acquire); ++i)
+                std::this_thread::sleep_for(10ms);
+            if (called.load(std::memory_order_acquire))
+                die("the late callback was called after all");
+        }
+        pollfd p{ssl_async_fd(server.get()), POLLIN, 0};
+        if (p.fd >= 0)
+            (void)poll(&p, 1, 100);
+    }
+    if (!server_done || !client_done)
+        die(std::string("the handshake did not complete: ") + (server_done ? "" : "server ") +
+            (client_done ? "" : "client"));
+    if (SSL_get_verify_result(client.get()) != X509_V_OK)
+        die("the server's certificate does not verify");
+    SSL_set_quiet_shutdown(server.get(), 1);
+    SSL_set_quiet_shutdown(client.get(), 1);
+    server.reset();
+    client.reset();
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
 int slow_callback(void *arg) {
     // The broken part: work (here a sleep) on the device thread.
     std::this_thread::sleep_for(3ms);
@@ -278,8 +367,9 @@ int run_left_paused() {
 int main(int argc, char **argv) {
     using namespace simaccel::test;
     if (argc != 2) {
-        std::fprintf(stderr, "usage: strict_app correct|other-thread|missed-wakeup|spinning|"
-                             "slow-callback|abandoned-job|left-paused\n");
+        std::fprintf(stderr,
+                     "usage: strict_app correct|other-thread|missed-wakeup|late-callback|spinning|"
+                     "slow-callback|abandoned-job|left-paused\n");
         return 2;
     }
     const std::string_view which = argv[1];
@@ -302,6 +392,7 @@ int main(int argc, char **argv) {
     } kCases[] = {{"correct", run_correct},
                   {"other-thread", run_other_thread},
                   {"missed-wakeup", run_missed_wakeup},
+                  {"late-callback", run_late_callback},
                   {"spinning", run_spinning},
                   {"slow-callback", run_slow_callback},
                   {"abandoned-job", run_abandoned_job},
