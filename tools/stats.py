@@ -11,6 +11,8 @@ questions the test and benchmark scripts ask of them. Debian's python3 alone, no
                                      submitted == completed >= MIN, nothing failed or fell back
                                      to software, no more retries than busy refusals; prints
                                      the counters, exit 1 naming the first breach
+  stats.py contract FILE [RULE]      the `contract` section (strict, docs/strict.md): one line
+                                     per rule, its name and count; with RULE its count alone
   stats.py table FILE                the classes the device saw, their counters and latency
                                      percentiles, then the resolved configuration
   stats.py rates OLD NEW             the watch lines of the interval between two snapshots
@@ -25,7 +27,7 @@ questions the test and benchmark scripts ask of them. Debian's python3 alone, no
                                      `stats-interval` (set it shorter than S).
 
 The layout (docs/config.md, stats-file): {"ops": {CLASS: {"submitted": N, ..., "latency_us":
-{...}}}, "inflight": N, "max_inflight": N, "workers": N, "config": {KEY: VALUE}}.
+{...}}}, "contract": {RULE: {"count": N, "first": {...}}}, "inflight": N, "max_inflight": N, "workers": N, "config": {KEY: VALUE}}.
 """
 import json
 import os
@@ -83,6 +85,17 @@ def check_offload(doc, cls, minimum, path="stats"):
         if not ok:
             raise StatsError(f"{path}: {line}: {cls} {what}")
     return line
+
+
+def contract(doc, path, rule=None):
+    section = doc.get("contract")
+    if not isinstance(section, dict):
+        raise StatsError(f"{path}: no contract section")
+    if rule is not None:
+        if rule not in section:
+            raise StatsError(f"{path}: no rule {rule} (rules: {', '.join(section)})")
+        return str(section[rule]["count"])
+    return "\n".join(f"{name} {entry['count']}" for name, entry in section.items())
 
 
 def table(doc):
@@ -263,6 +276,8 @@ def main(argv):
         return str(total([load(p) for p in args[1:]], args[0], cls))
     if cmd == "check" and len(args) == 3:
         return check_offload(load(args[0]), args[1], int(args[2]), args[0])
+    if cmd == "contract" and len(args) in (1, 2):
+        return contract(load(args[0]), args[0], args[1] if len(args) == 2 else None)
     if cmd == "table" and len(args) == 1:
         return table(load(args[0]))
     if cmd == "rates" and len(args) == 2:

@@ -20,6 +20,7 @@
 
 #include "simaccel/log.h"
 #include "simaccel/trace.h"
+#include "strict.h"
 
 namespace simaccel {
 
@@ -47,6 +48,7 @@ struct WaitFd {
     // callback never runs for a freed SSL.
     std::mutex mu;
     bool ctx_alive = true;
+    std::atomic<strict::Job *> strict_job{nullptr}; // the job strict watches on this ctx
 
     void ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
     // acq_rel: the last owner sees every use of the fd before closing it.
@@ -95,6 +97,7 @@ const char kWaitFdKeyObject = 0; // its address is the key, shared by engine and
 
 void wait_fd_cleanup(ASYNC_WAIT_CTX *, const void *, OSSL_ASYNC_FD, void *custom) {
     auto *w = static_cast<WaitFd *>(custom);
+    strict::ctx_freed(w->strict_job);
     {
         std::lock_guard lock(w->mu);
         w->ctx_alive = false;
@@ -191,10 +194,12 @@ void op_complete(Request *r) noexcept {
     Operation &op = BridgeAccess::op(r);
     WaitFd *w = BridgeAccess::wait_fd(op);
     auto cb = BridgeAccess::cb(op);
+    if (w)
+        strict::delivered(w->strict_job, &op);
     if (w && cb) {
         std::lock_guard lock(w->mu);
         if (w->ctx_alive)
-            cb(BridgeAccess::cb_arg(op));
+            strict::run_callback(cb, BridgeAccess::cb_arg(op), op.op_class());
     } else if (!w) {
         // Synchronous waiter blocks on the status word.
         r->status.notify_all();
@@ -217,11 +222,12 @@ void op_complete(Request *r) noexcept {
 void op_room(Request *r) noexcept {
     Operation &op = BridgeAccess::op(r);
     WaitFd *w = BridgeAccess::wait_fd(op);
+    strict::delivered(w->strict_job, &op);
     w->signal();
     if (auto cb = BridgeAccess::cb(op)) {
         std::lock_guard lock(w->mu);
         if (w->ctx_alive)
-            cb(BridgeAccess::cb_arg(op));
+            strict::run_callback(cb, BridgeAccess::cb_arg(op), op.op_class());
     }
     op.unref();
 }
@@ -258,6 +264,7 @@ std::once_flag g_init_once;
 void at_exit() noexcept {
     Device &dev = Device::get();
     dev.shutdown();
+    strict::at_exit(); // after the shutdown: every request has left the device
     dev.write_stats_file();
     trace::write_file();
 }
@@ -322,6 +329,10 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
             BridgeAccess::cb_arg(op) = arg;
         }
     }
+    // docs/strict.md: the application's side of the contract, for a request in a job.
+    strict::Scope strict_checks(ctx ? dev.strict_mode() : StrictMode::kOff, op,
+                                w ? &w->strict_job : nullptr, w ? w->fd : -1,
+                                BridgeAccess::cb(op) != nullptr);
     Request &r = BridgeAccess::req(op);
     r.user = &op;
     r.execute = op_execute;
@@ -350,6 +361,7 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         // complete, since a callback may read it on the device thread.
         set_status(ctx, ASYNC_STATUS_OK);
         op.ref(); // the device's reference, dropped by op_complete
+        strict_checks.submitting();
         // contract.md §2: outside a job the caller's own thread is the device unit.
         trace::submitting(r);
         const Submit s = ctx ? dev.try_submit(&r) : dev.run_here(&r);
@@ -374,8 +386,10 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
             // now): the device holds a reference until then.
             op.ref();
             dev.wait_for_room(&r, op_room);
+            strict_checks.pausing();
             ASYNC_pause_job();
             trace::resumed(r);
+            strict_checks.resumed(r);
             fresh.reported();
             // Resumed before the wake-up (the application did not wait for the fd): withdraw.
             if (dev.cancel_room_wait(&r))
@@ -398,8 +412,10 @@ bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
         // writes the fd (§4), so a drain that consumed that write is followed by a load that
         // sees the status.
         do {
+            strict_checks.pausing();
             ASYNC_pause_job();
             trace::resumed(r);
+            strict_checks.resumed(r);
             fresh.reported();
             w->drain();
         } while ((s = r.status.load(std::memory_order_acquire)) == Status::kPending);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <initializer_list>
 #include <new>
+#include <type_traits>
 
 #include "config_internal.h"
 
@@ -243,34 +244,35 @@ template <auto Field> std::string get_path(const Config &c) {
 // trace-limit: records of 256 bytes, allocated when tracing starts (10M: 2.5 GB).
 constexpr unsigned kMaxTraceLimit = 10'000'000;
 
-bool parse_log(Config &c, std::string_view s) {
-    for (std::size_t i = 0; i < std::size(kLogNames); ++i)
-        if (iequals(s, kLogNames[i])) {
-            c.log = static_cast<LogLevel>(i);
+// A key whose value is one of `Names`, stored as the enum at that index in `Field`.
+template <auto Field, const auto &Names> bool parse_named(Config &c, std::string_view s) {
+    for (std::size_t i = 0; i < std::size(Names); ++i)
+        if (iequals(s, Names[i])) {
+            c.*Field = static_cast<std::remove_cvref_t<decltype(c.*Field)>>(i);
             return true;
         }
     return false;
 }
-std::string get_log(const Config &c) {
-    const auto i = static_cast<std::size_t>(c.log);
-    return i < std::size(kLogNames) ? std::string(kLogNames[i]) : std::string("invalid");
+template <auto Field, const auto &Names> std::string get_named(const Config &c) {
+    const auto i = static_cast<std::size_t>(c.*Field);
+    return i < std::size(Names) ? std::string(Names[i]) : std::string("invalid");
+}
+
+constexpr std::string_view kStrictNames[] = {"off", "warn", "abort"};
+
+// At least 1ms: the watch that finds missed wake-ups looks four times per timeout.
+bool parse_strict_timeout(Config &c, std::string_view s) {
+    std::uint64_t v = 0;
+    if (!parse_key_duration(s, &v) || v < 1'000'000)
+        return false;
+    c.strict_timeout_ns = v;
+    return true;
+}
+std::string get_strict_timeout(const Config &c) {
+    return format_duration(c.strict_timeout_ns);
 }
 
 constexpr std::string_view kCompletionNames[] = {"auto", "io-uring", "plain"};
-
-bool parse_completion_engine(Config &c, std::string_view s) {
-    for (std::size_t i = 0; i < std::size(kCompletionNames); ++i)
-        if (iequals(s, kCompletionNames[i])) {
-            c.completion_engine = static_cast<CompletionKind>(i);
-            return true;
-        }
-    return false;
-}
-std::string get_completion_engine(const Config &c) {
-    const auto i = static_cast<std::size_t>(c.completion_engine);
-    return i < std::size(kCompletionNames) ? std::string(kCompletionNames[i])
-                                           : std::string("invalid");
-}
 
 // ---------------------------------------------------------------------------------------------
 // The table.
@@ -328,7 +330,7 @@ template <std::size_t I> struct ClassLatencyKey {
 
 // Keys other than the per-class `latency-<class>` rows. The table below fails the build when
 // this count is wrong; the engine's ctrl numbers are the table's indices.
-constexpr std::size_t kNumFixedKeys = 22;
+constexpr std::size_t kNumFixedKeys = 24;
 constexpr std::size_t kNumKeys = kNumFixedKeys + kNumOpClasses;
 
 constexpr std::array<Spec, kNumKeys> kSpecs = [] {
@@ -564,6 +566,29 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               &parse_unsigned<&Config::trace_limit, 1, kMaxTraceLimit>,
               &get_unsigned<&Config::trace_limit>,
               false};
+    t[n++] = {"strict",
+              "STRICT",
+              "strict-mode",
+              "off",
+              "warn",
+              "Check the application's side of the async contract (docs/strict.md): `warn` counts "
+              "each violation in the stats JSON's `contract` section and logs the first of each "
+              "rule with what to do instead; `abort` also aborts the process at the first one.",
+              "`off`, `warn` or `abort`",
+              &parse_named<&Config::strict, kStrictNames>,
+              &get_named<&Config::strict, kStrictNames>,
+              false};
+    t[n++] = {"strict-timeout",
+              "STRICT_TIMEOUT",
+              "duration",
+              "1s",
+              "200ms",
+              "Under `strict`: how long a paused job may stay unresumed after its request "
+              "completed (its fd written, its callback called) before that is a missed wake-up.",
+              "a duration such as `100ms`, `1s` or `5s` (at least 1ms, at most 3600s)",
+              &parse_strict_timeout,
+              &get_strict_timeout,
+              false};
     t[n++] = {"log",
               "LOG",
               "log-level",
@@ -571,8 +596,8 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "info",
               "Messages written to stderr.",
               "`off`, `error`, `warn`, `info` or `debug`",
-              &parse_log,
-              &get_log,
+              &parse_named<&Config::log, kLogNames>,
+              &get_named<&Config::log, kLogNames>,
               false};
     t[n++] = {"completion-engine",
               "COMPLETION_ENGINE",
@@ -584,8 +609,8 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "unavailable or the process runs under valgrind (which stops every thread while "
               "one waits in io_uring_enter).",
               "`auto`, `io-uring` or `plain`",
-              &parse_completion_engine,
-              &get_completion_engine,
+              &parse_named<&Config::completion_engine, kCompletionNames>,
+              &get_named<&Config::completion_engine, kCompletionNames>,
               false};
     if (n != kNumKeys)
         throw "kNumKeys does not match the table"; // not a constant expression: fails the build

@@ -112,6 +112,8 @@ void Device::install_locked(const Config &cfg) {
         trace::configure(cfg.trace_file, cfg.trace_limit);
     cfg_ = cfg;
     stats_interval_ns_.store(cfg_.stats_interval_ns, std::memory_order_relaxed);
+    strict_mode_.store(cfg_.strict, std::memory_order_relaxed);
+    strict_timeout_ns_.store(cfg_.strict_timeout_ns, std::memory_order_relaxed);
     // The completion thread may be asleep with no deadline: let it see the new interval.
     if (interval_changed && !structural)
         if (Core *running = core_.load(std::memory_order_relaxed))

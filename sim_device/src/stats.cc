@@ -88,7 +88,66 @@ void LatencyHistogram::reset() noexcept {
     max_.store(0, std::memory_order_relaxed);
 }
 
+bool ContractStats::record(ContractRule r, const ContractEvent &e) noexcept {
+    const auto i = static_cast<std::size_t>(r);
+    counts_[i].fetch_add(1, std::memory_order_relaxed);
+    lock();
+    const bool first = !has_first_[i];
+    if (first) {
+        first_[i] = e;
+        has_first_[i] = true;
+    }
+    unlock();
+    return first;
+}
+
+void ContractStats::lock() const noexcept {
+    // acquire: pairs with unlock()'s release; the section is a copy of a few words.
+    while (locked_.exchange(true, std::memory_order_acquire))
+        while (locked_.load(std::memory_order_relaxed)) {
+        }
+}
+
+void ContractStats::reset() noexcept {
+    for (auto &c : counts_)
+        c.store(0, std::memory_order_relaxed);
+    // Not lock(): the fork child calls this, and a thread of the parent may have held the lock.
+    locked_.store(false, std::memory_order_relaxed);
+    has_first_.fill(false);
+}
+
+void ContractStats::append_json(std::string &out) const {
+    std::array<ContractEvent, kNumContractRules> first;
+    std::array<bool, kNumContractRules> has;
+    lock();
+    first = first_;
+    has = has_first_;
+    unlock();
+    out += "\"contract\":{";
+    char buf[320];
+    for (std::size_t i = 0; i < kNumContractRules; ++i) {
+        const unsigned long long n = counts_[i].load(std::memory_order_relaxed);
+        std::snprintf(buf, sizeof buf, "%s\"%s\":{\"count\":%llu", i ? "," : "",
+                      kContractRuleNames[i].data(), n);
+        out += buf;
+        if (has[i]) {
+            const ContractEvent &e = first[i];
+            std::snprintf(buf, sizeof buf,
+                          ",\"first\":{\"class\":\"%s\",\"thread\":%ld,\"resumed_thread\":%ld,"
+                          "\"at_us\":%llu,\"elapsed_us\":%.1f,\"resumes\":%llu}",
+                          op_class_name(e.op).data(), e.thread, e.resumed_thread,
+                          static_cast<unsigned long long>(e.at_ns / 1000),
+                          static_cast<double>(e.elapsed_ns) / 1000.0,
+                          static_cast<unsigned long long>(e.resumes));
+            out += buf;
+        }
+        out += '}';
+    }
+    out += "},";
+}
+
 void Stats::reset() noexcept {
+    contract_.reset();
     for (auto &s : ops_) {
         s.submitted.store(0, std::memory_order_relaxed);
         s.completed.store(0, std::memory_order_relaxed);
@@ -156,6 +215,7 @@ std::string Stats::to_json(const Config &cfg, unsigned workers, std::uint64_t in
         out += "}}";
     }
     out += "},";
+    contract_.append_json(out);
     append_u64(out, "inflight", inflight);
     append_u64(out, "max_inflight", max_inflight);
     append_u64(out, "workers", workers);

@@ -82,3 +82,21 @@ expect_completed() {
     ((n >= min)) || fail "the device completed $n $cls operations, expected at least $min"
     say "$cls completed: $n"
 }
+
+# check_contract_clean [--allow RULE] FILE...: strict (docs/strict.md) counted no violation of
+# the async contract in any of the stats files (the TLS and server tests run with strict=warn);
+# --allow RULE: except RULE, which the program under test is known to break (the caller says
+# why).
+check_contract_clean() {
+    local f bad allow=
+    if [[ ${1:-} == --allow ]]; then
+        allow=$2
+        shift 2
+    fi
+    for f in "$@"; do
+        bad=$("$STATS" contract "$f") || fail "stats: no contract section in $f"
+        bad=$(awk -v allow="$allow" '$2 != 0 && $1 != allow' <<<"$bad")
+        [[ -z $bad ]] || fail "strict counted violations of the async contract in $(basename "$f"): $bad"
+    done
+    say "strict: no violation of the async contract in $# stats file(s)${allow:+ (but $allow)}"
+}

@@ -56,7 +56,7 @@ make_cert "$kind" "$WORK/server"
 
 # -naccept 1: the server exits by itself after the client leaves, so the device's stats are
 # written at exit (a killed server writes none).
-OPENSSL_CONF=$FE_CONF SIMACCEL_OPTS="stats-file=$WORK/stats.json" \
+OPENSSL_CONF=$FE_CONF SIMACCEL_OPTS="stats-file=$WORK/stats.json strict=warn" \
     start_server tls -async "${FE_ARGS[@]}" -naccept 1 "${tls[@]}" \
     -cert "$WORK/server.crt" -key "$WORK/server.key"
 
@@ -105,4 +105,8 @@ if [[ $FRONTEND == provider ]]; then
         expect_completed "$WORK/stats.json" "$c"
     done
 fi
+# strict=warn: s_server keeps the contract but for one rule: it repeats SSL_accept while
+# SSL_waiting_for_async, and its read loop skips select() while a job is paused (contract.md §5):
+# a busy loop, which strict rightly reports as spinning when a request takes long enough.
+check_contract_clean --allow spinning "$WORK/stats.json"
 say "ok: $FRONTEND, $(grep -m1 'Cipher is ' "$CLIENT_LOG"), group $group"

@@ -210,4 +210,10 @@ int run_all_tests(int argc, char **argv) {
     return RUN_ALL_TESTS();
 }
 
+bool prepend_simaccel_opts(std::string_view opts) {
+    const char *env = std::getenv("SIMACCEL_OPTS");
+    const std::string joined = std::string(opts) + " " + (env ? env : "");
+    return setenv("SIMACCEL_OPTS", joined.c_str(), 1) == 0;
+}
+
 } // namespace simaccel::test

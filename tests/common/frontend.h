@@ -94,6 +94,12 @@ class ProviderFrontend final : public Frontend {
     OSSL_PROVIDER *simaccel_ = nullptr;
 };
 
+// Puts `opts` in front of SIMACCEL_OPTS (what the environment already sets wins: a later token
+// overrides an earlier one), for a suite that runs with options of its own (`strict=warn`).
+// Before the front end loads, which reads SIMACCEL_OPTS: from a namespace-scope initialiser.
+// False if setenv failed.
+bool prepend_simaccel_opts(std::string_view opts);
+
 // The process's frontend, created by FrontendEnvironment; nullptr if it could not be loaded.
 Frontend *active_frontend() noexcept;
 EngineFrontend *active_engine() noexcept; // nullptr unless the frontend is the engine

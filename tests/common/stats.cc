@@ -94,6 +94,22 @@ std::optional<std::string> StatsSnapshot::config(std::string_view key) const {
     return v ? v->text() : std::nullopt;
 }
 
+std::optional<std::string> StatsSnapshot::contract_violations() const {
+    const Json *section = doc_ ? doc_->get("contract") : nullptr;
+    const Json::Object *rules = section ? section->object() : nullptr;
+    if (!rules)
+        return std::nullopt;
+    std::string out;
+    for (const auto &[rule, entry] : *rules) {
+        const Json *count = entry.get("count");
+        const auto n = count ? count->number() : std::nullopt;
+        if (!n || *n != 0)
+            out += (out.empty() ? "" : "; ") + rule + " " +
+                   (n ? std::to_string(static_cast<std::uint64_t>(*n)) : "?");
+    }
+    return out;
+}
+
 StatsSnapshot parse_stats(const std::string &text) {
     std::string err;
     auto doc = Json::parse(text, &err);

@@ -37,6 +37,9 @@ class StatsSnapshot {
     std::optional<std::uint64_t> device(std::string_view key) const;
     // A resolved configuration value from the "config" object: "queue-depth" -> "1024".
     std::optional<std::string> config(std::string_view key) const;
+    // strict (docs/strict.md): "rule count" for every rule of the `contract` section counted at
+    // least once, "; "-separated; empty when none; nullopt without a contract section.
+    std::optional<std::string> contract_violations() const;
 
   private:
     std::optional<Json> doc_;

@@ -56,8 +56,8 @@ TEST(ConfigTable, HasEveryDesignKeyInDocumentationOrder) {
         want.push_back("latency-" + std::string(n));
     for (auto n : {"poll-mode", "offload", "fault-busy", "fault-error", "fault-stall",
                    "fault-corrupt", "fault-seed", "verify", "sw-fallback", "max-retries",
-                   "reset-downtime", "stats-file", "stats-interval", "trace-file", "trace-limit", "log",
-                   "completion-engine"})
+                   "reset-downtime", "stats-file", "stats-interval", "trace-file", "trace-limit",
+                   "strict", "strict-timeout", "log", "completion-engine"})
         want.push_back(n);
     std::vector<std::string> got;
     for (const auto &k : config_keys())
@@ -112,6 +112,8 @@ TEST(ConfigTable, DefaultTextMatchesTheDefaultConfig) {
     EXPECT_EQ(key("stats-file").get(def), "none");
     EXPECT_EQ(key("latency-ecdh").get(def), "inherit");
     EXPECT_EQ(key("completion-engine").get(def), "auto");
+    EXPECT_EQ(key("strict").get(def), "off");
+    EXPECT_EQ(key("strict-timeout").get(def), "1s");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,6 +225,11 @@ TEST(ConfigKeys, GoodValues) {
         {"trace-file", "", "none"},
         {"trace-limit", "1", "1"},
         {"trace-limit", "10000000", "10000000"},
+        {"strict", "warn", "warn"},
+        {"strict", "ABORT", "abort"},
+        {"strict", "off", "off"},
+        {"strict-timeout", "1ms", "1ms"},
+        {"strict-timeout", "2.5s", "2.5s"},
         {"log", "off", "off"},
         {"log", "DEBUG", "debug"},
         {"completion-engine", "auto", "auto"},
@@ -364,6 +371,11 @@ TEST(ConfigKeys, BadValuesNameKeyAndValueAndChangeNothing) {
         {"reset-downtime", "1h"},
         {"reset-downtime", "4000s"},
         {"stats-interval", "-1s"},
+        {"strict", "on"},
+        {"strict", "1"},
+        {"strict-timeout", "0"},
+        {"strict-timeout", "500us"},
+        {"strict-timeout", "4000s"},
         {"log", "verbose"},
         {"log", "3"},
         {"stats-file", "/tmp/a\nb"},
@@ -710,6 +722,8 @@ TEST(ConfigValidate, RangesOfFieldsSetDirectly) {
          },
          "poll-mode"},
         {[](Config &c) { c.log = static_cast<LogLevel>(9); }, "log"},
+        {[](Config &c) { c.strict = static_cast<StrictMode>(3); }, "strict"},
+        {[](Config &c) { c.strict_timeout_ns = 0; }, "strict-timeout"},
         {[](Config &c) { c.max_retries = 2'000'000'000; }, "max-retries"},
     };
     for (const auto &tc : cases) {

@@ -51,5 +51,35 @@ TEST(Device, StatsJsonHasTheDesignFields) {
         EXPECT_NE(j.find(k), std::string::npos) << k << " missing in " << j;
 }
 
+// strict's section (docs/strict.md): every rule with its count, the first occurrence kept until
+// a reset, later ones only counted.
+TEST(Device, StatsJsonContractSectionCountsAndKeepsTheFirst) {
+    Device dev;
+    std::string j = dev.stats_json();
+    for (auto rule : kContractRuleNames)
+        EXPECT_NE(j.find("\"" + std::string(rule) + "\":{\"count\":0}"), std::string::npos)
+            << rule << " missing or not zero in " << j;
+    ContractEvent e;
+    e.op = OpClass::kEcdsaSign;
+    e.thread = 41;
+    e.at_ns = 5'000'000;
+    e.elapsed_ns = 2'500;
+    EXPECT_TRUE(dev.stats().contract().record(ContractRule::kMissedWakeup, e));
+    e.thread = 42;
+    EXPECT_FALSE(dev.stats().contract().record(ContractRule::kMissedWakeup, e));
+    EXPECT_EQ(dev.stats().contract().count(ContractRule::kMissedWakeup), 2u);
+    j = dev.stats_json();
+    EXPECT_NE(j.find("\"missed-wakeup\":{\"count\":2,\"first\":{\"class\":\"ecdsa-sign\","
+                     "\"thread\":41,\"resumed_thread\":0,\"at_us\":5000,\"elapsed_us\":2.5,"
+                     "\"resumes\":0}}"),
+              std::string::npos)
+        << j;
+    EXPECT_NE(j.find("\"spinning\":{\"count\":0}"), std::string::npos) << j;
+    dev.reset_stats();
+    EXPECT_EQ(dev.stats().contract().count(ContractRule::kMissedWakeup), 0u);
+    EXPECT_TRUE(dev.stats().contract().record(ContractRule::kMissedWakeup, e));
+    EXPECT_NE(dev.stats_json().find("\"thread\":42"), std::string::npos);
+}
+
 } // namespace
 } // namespace simaccel::test

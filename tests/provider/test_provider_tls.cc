@@ -10,6 +10,15 @@
 
 namespace simaccel::test {
 namespace {
+
+// strict=warn (docs/strict.md), before the provider loads: the handshakes keep the
+// application's side of the async contract, and an SSL freed with its job paused is reported.
+const bool kStrictWarn = prepend_simaccel_opts("strict=warn");
+
+// The `contract` section's rules counted so far ("" when none).
+std::string violations(Frontend &f) {
+    return f.stats().contract_violations().value_or("no contract section");
+}
 class Fd {
   public:
     explicit Fd(int fd = -1) noexcept : fd_(fd) {}
@@ -144,6 +153,8 @@ TEST_F(TlsTest, Tls13AsyncHandshakeOffloadsSignatureAndKeyExchange) {
     }
     ASSERT_EQ(n, static_cast<int>(sizeof hello));
     EXPECT_STREQ(buf, hello);
+    ASSERT_TRUE(kStrictWarn);
+    EXPECT_EQ(violations(*f_), "");
 }
 
 // Freeing the SSL while its request is still in the device (HAProxy/nginx teardown) must leave
@@ -185,6 +196,9 @@ TEST_F(TlsTest, FreeingTheConnectionMidRequestIsSafe) {
     for (int i = 0; i < 100 && counters("x25519").completed + counters("ecdsa-sign").completed < 4;
          ++i)
         usleep(10'000);
+    // strict saw each SSL_free of a connection whose job was paused, and nothing else.
+    ASSERT_TRUE(kStrictWarn);
+    EXPECT_EQ(violations(*f_), "abandoned-job 4");
 }
 
 } // namespace

@@ -11,6 +11,8 @@
 #      serving the others and exits cleanly.
 #   3. clients that reset the connection while its handshake is paused: the server finishes
 #      those jobs, closes them, serves the next client and exits cleanly.
+# Every run is under strict=abort: the servers keep the application's side of the async
+# contract (no abort, and the stats file's contract section all zero).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../cli/frontend_lib.sh"
 mode=${1:?usage: examples.sh fd|callback engine|provider}
@@ -26,14 +28,15 @@ engine) server_conf=$SIMACCEL_SOURCE_DIR/conf/simaccel-engine.cnf ;;
 provider) server_conf=$PROV_CONF ;;
 esac
 
-# start_example NAME OPTS: the server with SIMACCEL_OPTS=OPTS and its stats file $WORK/NAME.json;
+# start_example NAME OPTS: the server with SIMACCEL_OPTS=OPTS, strict=abort (a violation of the
+# async contract aborts it: docs/strict.md) and its stats file $WORK/NAME.json;
 # sets PID, PORT, LOG (its stdout; stderr in LOG.err).
 start_example() {
     local name=$1 opts=$2 try
     LOG=$WORK/$name.log
     for ((try = 0; try < 5; try++)); do
         PORT=$(free_port)
-        OPENSSL_CONF=$server_conf SIMACCEL_OPTS="$opts stats-file=$WORK/$name.json" \
+        OPENSSL_CONF=$server_conf SIMACCEL_OPTS="$opts strict=abort stats-file=$WORK/$name.json" \
             timeout -k 5 120 "$server_bin" "$PORT" "$WORK/srv.crt" "$WORK/srv.key" >"$LOG" 2>"$LOG.err" &
         PID=$!
         track "$PID"
@@ -55,6 +58,7 @@ stop_example() {
     wait_pid "$PID" 30 || rc=$?
     cat "$LOG" "$LOG.err" >&2
     ((rc == 0)) || fail "$1: the server exited with $rc after SIGTERM"
+    check_contract_clean "$WORK/$1.json"
     COUNTERS=$(grep -E '^async_[a-z]+_server: accepted ' "$LOG" | cut -d: -f2-) ||
         fail "$1: no counters line"
 }

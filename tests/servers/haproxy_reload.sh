@@ -14,7 +14,7 @@ require_server haproxy
 server_certs
 haproxy_up mw 1 1 \
     "OPENSSL_CONF=$SIMACCEL_SOURCE_DIR/conf/simaccel-engine.cnf" \
-    "SIMACCEL_OPTS=stats-file=$WORK/stats.%p.json" -- -W
+    "SIMACCEL_OPTS=stats-file=$WORK/stats.%p.json strict=warn" -- -W
 master=$HAPROXY_PID
 
 one_worker() { # one_worker [NOT_PID]: the single worker (nbthread 1), once it is not NOT_PID
@@ -64,5 +64,6 @@ for w in "${workers[@]}"; do
     [[ -s $f ]] || { ls "$WORK" >&2; cat "$HAPROXY_LOG" >&2; fail "worker $w wrote no stats file"; }
     check_offload "$f" rsa-priv "$requests"
     check_offload "$f" ecdsa-sign "$requests"
+    check_contract_clean "$f"
 done
 say "ok: $reloads reloads, ${#workers[@]} worker generations, each offloaded its $requests RSA and $requests ECDSA handshakes"

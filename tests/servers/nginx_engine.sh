@@ -14,7 +14,7 @@ make_cert ec "$WORK/ec"
 
 # nginx_conf FILE RSA_PORT EC_PORT: one server per certificate (nginx_engine_conf: lib.sh).
 nginx_conf() { nginx_engine_conf "$1" "$workers" "" "$2:rsa" "$3:ec"; }
-SIMACCEL_OPTS="stats-file=$WORK/stats.%p.json" nginx_up nginx_conf 2
+SIMACCEL_OPTS="stats-file=$WORK/stats.%p.json strict=warn" nginx_up nginx_conf 2
 master=$NGINX_PID log=$NGINX_LOG RSA_PORT=${PORTS[0]} EC_PORT=${PORTS[1]}
 for ((i = 0; i < 100; i++)); do
     mapfile -t worker_pids < <(children "$master")
@@ -41,6 +41,7 @@ for w in "${worker_pids[@]}"; do
         ((n == 0)) || check_offload "$f" "$cls" 1
     done
 done
+check_contract_clean "${files[@]}"
 for cls in rsa-priv ecdsa-sign; do
     n=$(stats_sum "$cls" completed "${files[@]}")
     ((n >= requests + TLS12)) || fail "workers completed $n $cls operations, expected >= $((requests + TLS12))"

@@ -34,7 +34,7 @@ make_cert ec "$WORK/ec" ec.simaccel.test
 # whenever the thread does not block.
 ts_up "$async" "$net_threads" \
     "OPENSSL_CONF=$SIMACCEL_SOURCE_DIR/conf/simaccel-engine.cnf" \
-    "SIMACCEL_OPTS=stats-file=$WORK/stats.%p.json latency=fixed:2ms"
+    "SIMACCEL_OPTS=stats-file=$WORK/stats.%p.json latency=fixed:2ms strict=warn"
 grep -q "simaccel" "/proc/$TS_PID/maps" || fail "traffic_server $TS_PID did not load the engine"
 
 h2load_run "$WORK/rsa.log" "https://127.0.0.1:$RSA_PORT/nocache/2" "$requests" 10
@@ -56,6 +56,7 @@ cat "$stats" >&2
 # One signature per handshake (a failed or resumed handshake would make fewer).
 check_offload "$stats" rsa-priv "$((requests + TLS12))"
 check_offload "$stats" ecdsa-sign "$((requests + TLS12))"
+check_contract_clean "$stats"
 handshakes=$((2 * (requests + TLS12)))
 max=$("$STATS" top "$stats" max_inflight) || fail "stats: no max_inflight in $stats"
 pauses=$(ts_async_pauses "$TS_LOG")

@@ -41,6 +41,10 @@ struct StallSpec {
 
 enum class LogLevel : std::uint8_t { kOff, kError, kWarn, kInfo, kDebug };
 
+// `strict`: check the application's side of the async contract (docs/strict.md): not at all,
+// count and warn once per rule, or warn and abort the process at the first violation.
+enum class StrictMode : std::uint8_t { kOff, kWarn, kAbort };
+
 // The completion engine's wait: io_uring, or a condition variable and write(2). `auto` takes
 // io_uring unless it is unavailable or the process runs under valgrind.
 enum class CompletionKind : std::uint8_t { kAuto, kIoUring, kPlain };
@@ -74,6 +78,8 @@ struct Config {
     std::uint64_t stats_interval_ns = 0; // 0 = only at exit
     std::string trace_file;
     unsigned trace_limit = 65536; // requests recorded: the first this many
+    StrictMode strict = StrictMode::kOff;
+    std::uint64_t strict_timeout_ns = 1'000'000'000; // missed wake-up: delivered, not resumed
     LogLevel log = LogLevel::kWarn;
     CompletionKind completion_engine = CompletionKind::kAuto;
 

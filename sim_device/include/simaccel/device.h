@@ -247,6 +247,13 @@ class Device {
         return stats_interval_ns_.load(std::memory_order_relaxed);
     }
 
+    // `strict` and `strict-timeout`, readable without the lock: the bridge's contract checks
+    // (bridge/src/strict.cc) test the mode once per event.
+    StrictMode strict_mode() const noexcept { return strict_mode_.load(std::memory_order_relaxed); }
+    std::uint64_t strict_timeout_ns() const noexcept {
+        return strict_timeout_ns_.load(std::memory_order_relaxed);
+    }
+
   private:
     friend class Core;
     Core *start_locked();
@@ -276,6 +283,8 @@ class Device {
     std::atomic<std::uint64_t> generation_{0}; // bumped by fork-child reset
     std::atomic<std::uint64_t> policy_word_{0};  // Policy, packed; relaxed: a plain snapshot
     std::atomic<std::uint64_t> stats_interval_ns_{0}; // cfg_.stats_interval_ns; relaxed: a value
+    std::atomic<StrictMode> strict_mode_{StrictMode::kOff}; // cfg_.strict; relaxed: a value
+    std::atomic<std::uint64_t> strict_timeout_ns_{1'000'000'000}; // relaxed: a value
     LiveCounters live_;
     ExternalPollFds external_fds_;
 };

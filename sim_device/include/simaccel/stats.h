@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "simaccel/config.h"
 #include "simaccel/op_class.h"
@@ -48,8 +49,65 @@ struct OpStats {
     LatencyHistogram latency;                // submit -> completion delivered
 };
 
+// The rules `strict` checks on the application's side of the async contract (docs/strict.md),
+// in the order of the stats JSON's `contract` section.
+enum class ContractRule : std::uint8_t {
+    kResumedOnAnotherThread,
+    kMissedWakeup,
+    kSpinning,
+    kSlowCallback,
+    kAbandonedJob,
+    kLeftPaused,
+};
+inline constexpr std::size_t kNumContractRules = 6;
+inline constexpr std::string_view kContractRuleNames[kNumContractRules] = {
+    "resumed-on-another-thread", "missed-wakeup", "spinning",
+    "slow-callback",             "abandoned-job", "left-paused"};
+constexpr std::string_view contract_rule_name(ContractRule r) noexcept {
+    return kContractRuleNames[static_cast<std::size_t>(r)];
+}
+
+// One violation, as the stats JSON reports a rule's first.
+struct ContractEvent {
+    OpClass op = OpClass::kNull;
+    long thread = 0;          // where the job was paused, or the callback ran (a Linux tid)
+    long resumed_thread = 0;  // resumed-on-another-thread: where it was resumed
+    std::uint64_t at_ns = 0;  // monotonic_ns() when it was found
+    // How long: paused (resumed-on-another-thread, abandoned-job, left-paused), since the
+    // wake-up (missed-wakeup), since the submission (spinning), the callback (slow-callback).
+    std::uint64_t elapsed_ns = 0;
+    std::uint64_t resumes = 0; // spinning: resumes without a wake-up
+};
+
+// The `contract` section: a count per rule and each rule's first occurrence since the last
+// reset. Written by the bridge's checks, rarely (only violations are recorded).
+class ContractStats {
+  public:
+    // Counts a violation; true if it is the first of its rule since the last reset (`e` is kept
+    // as that rule's first, and the caller logs it).
+    bool record(ContractRule r, const ContractEvent &e) noexcept;
+    std::uint64_t count(ContractRule r) const noexcept {
+        return counts_[static_cast<std::size_t>(r)].load(std::memory_order_relaxed);
+    }
+    void reset() noexcept;
+    // `"contract":{"resumed-on-another-thread":{"count":0},...}`, each `first` when counted.
+    void append_json(std::string &out) const;
+
+  private:
+    void lock() const noexcept;
+    void unlock() const noexcept { locked_.store(false, std::memory_order_release); }
+    std::array<std::atomic<std::uint64_t>, kNumContractRules> counts_{};
+    // Guards first_ and has_first_. A spin lock on one word (held for a copy): the fork child
+    // resets it even if another thread held it at the fork.
+    mutable std::atomic<bool> locked_{false};
+    std::array<ContractEvent, kNumContractRules> first_{};
+    std::array<bool, kNumContractRules> has_first_{};
+};
+
 class Stats {
   public:
+    ContractStats &contract() noexcept { return contract_; }
+    const ContractStats &contract() const noexcept { return contract_; }
     OpStats &op(OpClass c) noexcept { return ops_[index_of(c)]; }
     const OpStats &op(OpClass c) const noexcept { return ops_[index_of(c)]; }
 
@@ -60,6 +118,7 @@ class Stats {
 
   private:
     std::array<OpStats, kNumOpClasses> ops_;
+    ContractStats contract_;
 };
 
 } // namespace simaccel
