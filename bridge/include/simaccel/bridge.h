@@ -31,7 +31,9 @@ struct CapturedErrors; // errors raised by compute() on a worker thread (bridge.
 // to write into.
 class Operation {
   public:
-    explicit Operation(OpClass op) noexcept;
+    // `bytes`: what the work processes (a cipher call's input), Request::bytes for the latency's
+    // size term; 0 for operations without one.
+    explicit Operation(OpClass op, std::uint64_t bytes = 0) noexcept;
     virtual ~Operation();
     Operation(const Operation &) = delete;
     Operation &operator=(const Operation &) = delete;
