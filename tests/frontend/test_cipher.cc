@@ -325,6 +325,44 @@ TEST_F(CipherEngine, CorruptResultFailsTheTagCheck) {
     }
 }
 
+// EVP_CIPHER_CTX_copy in the middle of a message (EVP_CTRL_COPY): original and copy each finish
+// on their own inner context with the default provider's ciphertext and tag.
+TEST_F(CipherEngine, CopiedContextFinishesOnItsOwn) {
+    Frontend &f = *active_frontend();
+    Reference ref;
+    for (const CipherCase &c : kCiphers) {
+        SCOPED_TRACE(c.name);
+        SimCipher sim = sim_cipher(f, c);
+        ASSERT_NE(sim.cipher, nullptr) << sim.why;
+        CipherPtr sw(ref.fetch(c.fetch));
+        ASSERT_TRUE(sw);
+        Bytes key = random_bytes(static_cast<std::size_t>(c.key_len)), iv = random_bytes(kIvLen);
+        Bytes aad = random_bytes(13), pt = random_bytes(8192), want(pt.size());
+        unsigned char want_tag[kTagLen];
+        ASSERT_TRUE(aead(sw.get(), nullptr, true, key, iv, aad, pt, want, want_tag));
+
+        CipherCtxPtr a(EVP_CIPHER_CTX_new()), b(EVP_CIPHER_CTX_new());
+        int n = 0;
+        ASSERT_TRUE(a && b);
+        ASSERT_EQ(EVP_EncryptInit_ex(a.get(), sim.cipher, sim.impl, key.data(), iv.data()), 1);
+        ASSERT_EQ(EVP_EncryptUpdate(a.get(), nullptr, &n, aad.data(), 13), 1);
+        Bytes out_a(pt.size()), out_b(pt.size());
+        ASSERT_EQ(EVP_EncryptUpdate(a.get(), out_a.data(), &n, pt.data(), 4096), 1);
+        ASSERT_EQ(n, 4096);
+        ASSERT_EQ(EVP_CIPHER_CTX_copy(b.get(), a.get()), 1) << drain_errors();
+        std::memcpy(out_b.data(), out_a.data(), 4096);
+        unsigned char tag_a[kTagLen], tag_b[kTagLen];
+        for (auto [ctx, out, tag] :
+             {std::tuple{a.get(), &out_a, tag_a}, std::tuple{b.get(), &out_b, tag_b}}) {
+            ASSERT_EQ(EVP_EncryptUpdate(ctx, out->data() + 4096, &n, pt.data() + 4096, 4096), 1);
+            ASSERT_EQ(EVP_EncryptFinal_ex(ctx, out->data() + 8192, &n), 1);
+            ASSERT_EQ(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagLen, tag), 1);
+            EXPECT_TRUE(*out == want);
+            EXPECT_EQ(0, std::memcmp(tag, want_tag, kTagLen));
+        }
+    }
+}
+
 // --- TLS ---------------------------------------------------------------------------------------
 
 enum class Wake { kCallback, kFd };
