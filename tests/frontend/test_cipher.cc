@@ -20,6 +20,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -793,93 +794,83 @@ class CipherTlsFaults : public CipherTls {
     void SetUp() override {
         SIMACCEL_REQUIRE_ENGINE();
         CipherTls::SetUp();
+        cfg_.emplace(*active_frontend());
     }
 
-    // Handshake, then `key=value` for the data phase (1 MiB each way), then the loop.
-    BulkResult run_with(const char *key, const char *value, Pair &p, Bytes &stx, Bytes &ctx_data,
-                        ScopedConfig &cfg) {
+    // Handshake, then `key=value` for the data phase (1 MiB each way; put back at the end of
+    // the test), then the loop.
+    BulkResult run_with(const char *key, const char *value) {
         const auto &[t, wake] = GetParam();
         std::mt19937 rng(1);
-        stx = random_bytes(1u << 20);
-        ctx_data = random_bytes(1u << 20);
-        make_pair(p, t, wake, stx, ctx_data, rng);
-        if (::testing::Test::HasFatalFailure() || !handshake(p, wake)) {
-            ADD_FAILURE() << "handshake: " << p.ep[0]->error << " / " << p.ep[1]->error;
+        stx_ = random_bytes(1u << 20);
+        ctx_data_ = random_bytes(1u << 20);
+        make_pair(p_, t, wake, stx_, ctx_data_, rng);
+        if (::testing::Test::HasFatalFailure() || !handshake(p_, wake)) {
+            ADD_FAILURE() << "handshake: " << p_.ep[0]->error << " / " << p_.ep[1]->error;
             return {};
         }
-        EXPECT_TRUE(cfg.set(key, value));
-        Endpoint *eps[2] = {p.ep[0].get(), p.ep[1].get()};
-        return run_loop(eps, wake, p.wake_fd, std::chrono::seconds(60));
+        EXPECT_TRUE(cfg_->set(key, value));
+        Endpoint *eps[2] = {p_.ep[0].get(), p_.ep[1].get()};
+        return run_loop(eps, wake, p_.wake_fd, std::chrono::seconds(60));
     }
+    // Both ends got all of the other's bytes.
+    void expect_delivered() {
+        for (auto &e : p_.ep) {
+            EXPECT_FALSE(e->failed) << e->error;
+            EXPECT_TRUE(e->rx == (e->server ? ctx_data_ : stx_))
+                << (e->server ? "server" : "client");
+        }
+    }
+
+    Pair p_;
+    std::optional<ScopedConfig> cfg_; // after p_: put back before the connection goes
+    Bytes stx_, ctx_data_;
 };
 
 TEST_P(CipherTlsFaults, BusyIsRetried) {
     Frontend &f = *active_frontend();
     const char *cls = std::get<0>(GetParam()).cipher.op_class;
-    ScopedConfig cfg(f);
-    Pair p;
-    Bytes stx, ctx_data;
     const OpCounters before = f.stats().op(cls);
-    const BulkResult r = run_with("fault-busy", "0.3", p, stx, ctx_data, cfg);
-    ASSERT_TRUE(r.finished);
-    for (auto &e : p.ep) {
-        EXPECT_FALSE(e->failed) << e->error;
-        EXPECT_TRUE(e->rx == (e->server ? ctx_data : stx));
-    }
+    ASSERT_TRUE(run_with("fault-busy", "0.3").finished);
+    expect_delivered();
     const OpCounters after = f.stats().op(cls);
     EXPECT_GT(after.retried - before.retried, 0u) << "no cipher request was refused and retried";
     EXPECT_EQ(after.failed - before.failed, 0u);
 }
 
 TEST_P(CipherTlsFaults, ErrorFailsTheConnectionCleanly) {
-    Frontend &f = *active_frontend();
-    ScopedConfig cfg(f);
-    Pair p;
-    Bytes stx, ctx_data;
-    const BulkResult r = run_with("fault-error", "1", p, stx, ctx_data, cfg);
-    EXPECT_TRUE(r.finished) << "a failed record hung the connection";
+    EXPECT_TRUE(run_with("fault-error", "1").finished) << "a failed record hung the connection";
     // The side whose record failed reports an SSL error with the device's reason; no side
     // receives everything.
     bool any_failed = false;
-    for (auto &e : p.ep) {
+    for (auto &e : p_.ep) {
         any_failed |= e->failed;
         EXPECT_LT(e->rx.size(), e->expect) << (e->server ? "server" : "client");
     }
     EXPECT_TRUE(any_failed);
-    const std::string errors = p.ep[0]->error + p.ep[1]->error;
+    const std::string errors = p_.ep[0]->error + p_.ep[1]->error;
     EXPECT_NE(errors.find("device error"), std::string::npos) << errors;
 }
 
 TEST_P(CipherTlsFaults, StallCompletesLate) {
-    Frontend &f = *active_frontend();
-    ScopedConfig cfg(f);
-    Pair p;
-    Bytes stx, ctx_data;
-    const BulkResult r = run_with("fault-stall", "100%:5ms", p, stx, ctx_data, cfg);
+    const BulkResult r = run_with("fault-stall", "100%:5ms");
     ASSERT_TRUE(r.finished);
-    for (auto &e : p.ep) {
-        EXPECT_FALSE(e->failed) << e->error;
-        EXPECT_TRUE(e->rx == (e->server ? ctx_data : stx));
-    }
+    expect_delivered();
     // At least the device records of one direction, one after the other, each 5 ms late.
     EXPECT_GT(r.seconds, 0.005 * 8) << "stalled records completed in time";
 }
 
 TEST_P(CipherTlsFaults, CorruptIsCaughtByThePeersTagCheck) {
-    Frontend &f = *active_frontend();
-    ScopedConfig cfg(f);
-    Pair p;
-    Bytes stx, ctx_data;
-    const BulkResult r = run_with("fault-corrupt", "1", p, stx, ctx_data, cfg);
-    EXPECT_TRUE(r.finished) << "a corrupted record hung the connection";
+    EXPECT_TRUE(run_with("fault-corrupt", "1").finished)
+        << "a corrupted record hung the connection";
     bool bad_mac = false;
-    for (auto &e : p.ep) {
-        EXPECT_TRUE(e->rx.size() < e->expect || e->rx != (e->server ? ctx_data : stx))
+    for (auto &e : p_.ep) {
+        EXPECT_TRUE(e->rx.size() < e->expect || e->rx != (e->server ? ctx_data_ : stx_))
             << "corrupted records were delivered as good";
         bad_mac |= e->error.find("bad record mac") != std::string::npos ||
                    e->error.find("decryption failed") != std::string::npos;
     }
-    EXPECT_TRUE(bad_mac) << p.ep[0]->error << " / " << p.ep[1]->error;
+    EXPECT_TRUE(bad_mac) << p_.ep[0]->error << " / " << p_.ep[1]->error;
 }
 
 std::vector<TlsParam> fault_params() {
