@@ -80,10 +80,7 @@ struct BridgeAccess {
     static CapturedErrors *&errors(Operation &op) noexcept { return op.errors_; }
 };
 
-Operation::Operation(OpClass op, std::uint64_t bytes) noexcept {
-    req_.op = op;
-    req_.bytes = bytes;
-}
+Operation::Operation(OpClass op) noexcept { req_.op = op; }
 
 Operation::~Operation() {
     if (wait_fd_)

@@ -7,7 +7,7 @@
 // AEAD_TLS1_AAD, AEAD_GET_TAG, AEAD_SET_TAG, ...) goes to that context unchanged, and the
 // answers (the TLS AAD's tag length, the generated explicit IV) are OpenSSL's. A do_cipher call
 // on at least `cipher-threshold` bytes of payload runs on the device (pausing inside an ASYNC
-// job); AAD-only calls, finals (the tag) and smaller payloads run inline.
+// job); AAD-only calls, finals (the tag) and smaller payloads run inline, not counted.
 //
 // No recursion into the engine. In OpenSSL 3.0, EVP_CipherInit_ex with a cipher asks
 // ENGINE_get_cipher_engine(nid) first, even for a cipher fetched from a provider: once this
@@ -185,8 +185,9 @@ bool ensure_templates() noexcept {
 class CipherOperation final : public Operation {
   public:
     CipherOperation(CipherState *state, bool encrypt, bool tls_record, std::size_t len) noexcept
-        : Operation(state->op(), len), state_(state), encrypt_(encrypt), tls_record_(tls_record) {
+        : Operation(state->op()), state_(state), encrypt_(encrypt), tls_record_(tls_record) {
         state_->ref();
+        set_bytes(len);
     }
     ~CipherOperation() override { state_->unref(); }
 
@@ -270,17 +271,16 @@ int cipher_do(EVP_CIPHER_CTX *ctx, unsigned char *out, const unsigned char *in,
         return EVP_CipherFinal_ex(s->ctx(), out, &outl) == 1 ? outl : -1;
     }
     const bool tls_record = std::exchange(s->tls_record, false);
-    if (out == nullptr || len == 0)
-        return cipher_inline(s, out, in, len);
     if (len > static_cast<std::size_t>(INT_MAX)) {
         raise_error(Reason::kOperationFailed, "cipher: call longer than INT_MAX bytes");
         return -1;
     }
-    Device &dev = Device::get();
-    if (!dev.policy().offload_cipher(s->op(), len)) {
-        dev.stats().op(s->op()).inline_sw.fetch_add(1, std::memory_order_relaxed);
+    if (out == nullptr || len == 0)
         return cipher_inline(s, out, in, len);
-    }
+    // Below the threshold (or with the class not offloaded): inline and not counted, as a
+    // card's driver keeps small packets to itself (docs/model.md).
+    if (!Device::get().policy().offload_cipher(s->op(), len))
+        return cipher_inline(s, out, in, len);
     OpPtr<CipherOperation> op(new (std::nothrow) CipherOperation(
         s, EVP_CIPHER_CTX_is_encrypting(ctx) != 0, tls_record, len));
     if (op == nullptr || !op->init(in, len)) {
@@ -290,8 +290,12 @@ int cipher_do(EVP_CIPHER_CTX *ctx, unsigned char *out, const unsigned char *in,
     if (!run_operation(*op, error_reporter()))
         return -1;
     const int n = op->result();
-    if (n >= 0)
-        std::memcpy(out, op->output(), op->size());
+    if (n < 0) { // only corrupt() turns a good computation into a failure
+        raise_error(Reason::kOperationFailed,
+                    "cipher: the device's decryption failed its tag check");
+        return -1;
+    }
+    std::memcpy(out, op->output(), op->size());
     return n;
 }
 
