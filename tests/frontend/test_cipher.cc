@@ -296,49 +296,48 @@ TEST_F(CipherEngine, ThresholdCtrlChangesWhatGoesToTheDevice) {
     EXPECT_EQ(current_threshold(f), 65536u) << "a refused value changes nothing";
 }
 
-// fault-corrupt on a cipher: a sealed record's ciphertext is damaged, so software refuses its
-// tag; a device opening of a good record fails its tag check.
-TEST_F(CipherEngine, CorruptResultFailsTheTagCheck) {
-    Frontend &f = *active_frontend();
+// `body(cipher, simaccel's, the default provider's)` for each of the three ciphers.
+template <class F> void for_each_cipher(F body) {
     Reference ref;
     for (const CipherCase &c : kCiphers) {
         SCOPED_TRACE(c.name);
-        SimCipher sim = sim_cipher(f, c);
+        SimCipher sim = sim_cipher(*active_frontend(), c);
         ASSERT_NE(sim.cipher, nullptr) << sim.why;
         EvpCipherPtr sw(ref.fetch(c.fetch));
         ASSERT_TRUE(sw);
-        ScopedConfig cfg(f);
+        body(c, sim, sw.get());
+    }
+}
+
+// fault-corrupt on a cipher: a sealed record's ciphertext is damaged, so software refuses its
+// tag; a device opening of a good record fails its tag check.
+TEST_F(CipherEngine, CorruptResultFailsTheTagCheck) {
+    for_each_cipher([](const CipherCase &c, const SimCipher &sim, const EVP_CIPHER *sw) {
+        ScopedConfig cfg(*active_frontend());
         ASSERT_TRUE(cfg.set("cipher-threshold", "0"));
         ASSERT_TRUE(cfg.set("fault-corrupt", "1"));
         Bytes key = random_bytes(static_cast<std::size_t>(c.key_len)), iv = random_bytes(kIvLen);
         Bytes aad = random_bytes(13), pt = random_bytes(4096), ct(4096), out(4096);
         unsigned char tag[kTagLen];
         ASSERT_TRUE(aead(sim.cipher, sim.impl, true, key, iv, aad, pt, ct, tag)) << drain_errors();
-        EXPECT_FALSE(aead(sw.get(), nullptr, false, key, iv, aad, ct, out, tag))
+        EXPECT_FALSE(aead(sw, nullptr, false, key, iv, aad, ct, out, tag))
             << "software accepted a corrupted ciphertext";
         ERR_clear_error();
-        ASSERT_TRUE(aead(sw.get(), nullptr, true, key, iv, aad, pt, ct, tag));
+        ASSERT_TRUE(aead(sw, nullptr, true, key, iv, aad, pt, ct, tag));
         EXPECT_FALSE(aead(sim.cipher, sim.impl, false, key, iv, aad, ct, out, tag))
             << "a corrupted device decryption passed its tag check";
         ERR_clear_error();
-    }
+    });
 }
 
 // EVP_CIPHER_CTX_copy in the middle of a message (EVP_CTRL_COPY): original and copy each finish
 // on their own inner context with the default provider's ciphertext and tag.
 TEST_F(CipherEngine, CopiedContextFinishesOnItsOwn) {
-    Frontend &f = *active_frontend();
-    Reference ref;
-    for (const CipherCase &c : kCiphers) {
-        SCOPED_TRACE(c.name);
-        SimCipher sim = sim_cipher(f, c);
-        ASSERT_NE(sim.cipher, nullptr) << sim.why;
-        EvpCipherPtr sw(ref.fetch(c.fetch));
-        ASSERT_TRUE(sw);
+    for_each_cipher([](const CipherCase &c, const SimCipher &sim, const EVP_CIPHER *sw) {
         Bytes key = random_bytes(static_cast<std::size_t>(c.key_len)), iv = random_bytes(kIvLen);
         Bytes aad = random_bytes(13), pt = random_bytes(8192), want(pt.size());
         unsigned char want_tag[kTagLen];
-        ASSERT_TRUE(aead(sw.get(), nullptr, true, key, iv, aad, pt, want, want_tag));
+        ASSERT_TRUE(aead(sw, nullptr, true, key, iv, aad, pt, want, want_tag));
 
         EvpCipherCtxPtr a(EVP_CIPHER_CTX_new()), b(EVP_CIPHER_CTX_new());
         int n = 0;
@@ -359,7 +358,7 @@ TEST_F(CipherEngine, CopiedContextFinishesOnItsOwn) {
             EXPECT_TRUE(*out == want);
             EXPECT_EQ(0, std::memcmp(tag, want_tag, kTagLen));
         }
-    }
+    });
 }
 
 // --- TLS ---------------------------------------------------------------------------------------
