@@ -5,15 +5,24 @@
 // an application that terminates TLS and also does some crypto of its own on the loop thread.
 //
 //   tls_inproc [--connections N] [--handshakes H] [--key rsa:BITS|ec:CURVE] [--tls 1.2|1.3]
-//              [--async on|off]
+//              [--async on|off] [--bulk BYTES [--write SIZE] [--cipher SUITE]]
 //
 // The crypto comes from the process's OpenSSL configuration: OPENSSL_CONF selects software
-// (/dev/null), the engine (conf/simaccel-engine.cnf) or the provider. Prints one line:
+// (/dev/null), the engine (conf/simaccel-engine.cnf; its record ciphers with
+// `default_algorithms = RSA,EC,CIPHERS`) or the provider. Prints one line:
 // "handshakes=H seconds=S handshakes_per_s=R".
+//
+// --bulk: the data phase instead. After the handshakes, each of the N servers sends BYTES/N to
+// its client in SSL_write calls of SIZE bytes (default 16384: full records), the servers in
+// SSL_MODE_ASYNC unless --async off, the clients reading synchronously; the cipher suite is
+// --cipher (TLS 1.3 suite or TLS 1.2 cipher list; default TLS_AES_128_GCM_SHA256 /
+// ECDHE-ECDSA-AES128-GCM-SHA256). Prints "bytes=B seconds=S mb_per_s=R" (MB = 10^6 bytes),
+// timed from the first byte written to the last one read.
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +52,9 @@ struct Options {
     std::string key = "rsa:3072";
     std::string tls = "1.3";
     bool async = true;
+    long long bulk = 0; // bytes of the data phase; 0: handshakes
+    int write = 16384;
+    std::string cipher;
 };
 
 Options parse(int argc, char **argv) {
@@ -57,12 +69,19 @@ Options parse(int argc, char **argv) {
             o.connections = std::atoi(v);
         else if (a == "--handshakes" && std::atol(v) > 0)
             o.handshakes = std::atol(v);
-        else if (a == "--key" && (std::strncmp(v, "rsa:", 4) == 0 || std::strncmp(v, "ec:", 3) == 0))
+        else if (a == "--key" &&
+                 (std::strncmp(v, "rsa:", 4) == 0 || std::strncmp(v, "ec:", 3) == 0))
             o.key = v;
         else if (a == "--tls" && (std::strcmp(v, "1.2") == 0 || std::strcmp(v, "1.3") == 0))
             o.tls = v;
         else if (a == "--async" && (std::strcmp(v, "on") == 0 || std::strcmp(v, "off") == 0))
             o.async = std::strcmp(v, "on") == 0;
+        else if (a == "--bulk" && std::atoll(v) > 0)
+            o.bulk = std::atoll(v);
+        else if (a == "--write" && std::atoi(v) > 0 && std::atoi(v) <= (1 << 20))
+            o.write = std::atoi(v);
+        else if (a == "--cipher" && *v != '\0')
+            o.cipher = v;
         else
             die(("bad option or value: " + a + " " + v).c_str());
     }
@@ -137,6 +156,108 @@ bool step(SSL *s, bool *wants_async) {
     die(SSL_is_server(s) ? "server handshake failed" : "client handshake failed");
 }
 
+// Waits until one of the paused servers' wait fds is readable, or 10 s.
+void wait_async(const std::vector<Conn> &conns) {
+    std::vector<pollfd> pfds;
+    for (const Conn &c : conns)
+        if (c.server_waits_async)
+            for (OSSL_ASYNC_FD fd : c.fds)
+                pfds.push_back({fd, POLLIN, 0});
+    if (!pfds.empty() && poll(pfds.data(), pfds.size(), 10'000) < 0)
+        die("poll failed");
+}
+
+// After SSL_ERROR_WANT_ASYNC: the server's wait fds.
+void note_async(Conn &c) {
+    size_t n = 0;
+    SSL_get_all_async_fds(c.server, nullptr, &n);
+    c.fds.resize(n);
+    SSL_get_all_async_fds(c.server, c.fds.data(), &n);
+    c.server_waits_async = true;
+}
+
+// --bulk: handshakes on every connection, then BYTES/N from each server to its client.
+void run_bulk(const Options &opt, SSL_CTX *cctx, SSL_CTX *sctx) {
+    std::vector<Conn> conns(static_cast<std::size_t>(opt.connections));
+    for (Conn &c : conns)
+        open_conn(c, cctx, sctx);
+    for (std::size_t done = 0; done < conns.size();) {
+        done = 0;
+        for (Conn &c : conns) {
+            if (!c.client_done) {
+                bool unused = false;
+                c.client_done = step(c.client, &unused);
+            }
+            bool server_done = SSL_is_init_finished(c.server);
+            if (!server_done) {
+                bool wants = false;
+                server_done = step(c.server, &wants);
+                if (wants) {
+                    note_async(c);
+                    wait_async(conns);
+                    c.server_waits_async = false;
+                }
+            }
+            done += c.client_done && server_done;
+        }
+    }
+    const std::size_t per = static_cast<std::size_t>(opt.bulk / opt.connections);
+    std::vector<unsigned char> data(static_cast<std::size_t>(opt.write), 0x5a), sink(1 << 16);
+    std::vector<std::size_t> sent(conns.size(), 0), got(conns.size(), 0);
+    std::vector<std::size_t> chunk(conns.size(), 0);
+    std::size_t total = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (total < per * conns.size()) {
+        bool all_paused = true;
+        for (std::size_t i = 0; i < conns.size(); ++i) {
+            Conn &c = conns[i];
+            if (c.server_waits_async) {
+                pollfd p{c.fds.empty() ? -1 : c.fds[0], POLLIN, 0};
+                if (c.fds.empty() || poll(&p, 1, 0) > 0)
+                    c.server_waits_async = false;
+            }
+            // The server: the same write again after WANT_ASYNC / WANT_WRITE until it is taken.
+            if (!c.server_waits_async && sent[i] < per) {
+                if (chunk[i] == 0)
+                    chunk[i] = std::min(per - sent[i], data.size());
+                const int r = SSL_write(c.server, data.data(), static_cast<int>(chunk[i]));
+                if (r > 0) {
+                    sent[i] += static_cast<std::size_t>(r);
+                    chunk[i] = 0;
+                } else {
+                    const int e = SSL_get_error(c.server, r);
+                    if (e == SSL_ERROR_WANT_ASYNC)
+                        note_async(c);
+                    else if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ)
+                        die("server SSL_write failed");
+                }
+            }
+            all_paused = all_paused && (c.server_waits_async || sent[i] == per);
+            // The client: everything that has arrived.
+            for (;;) {
+                const int r = SSL_read(c.client, sink.data(), static_cast<int>(sink.size()));
+                if (r > 0) {
+                    got[i] += static_cast<std::size_t>(r);
+                    total += static_cast<std::size_t>(r);
+                    continue;
+                }
+                const int e = SSL_get_error(c.client, r);
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                    die("client SSL_read failed");
+                break;
+            }
+        }
+        if (all_paused && total < per * conns.size())
+            wait_async(conns);
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("bytes=%zu seconds=%.3f mb_per_s=%.1f\n", total, secs,
+                static_cast<double>(total) / secs / 1e6);
+    for (Conn &c : conns)
+        close_conn(c);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -149,7 +270,8 @@ int main(int argc, char **argv) {
 
     SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
     SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-    if (!sctx || !cctx || !SSL_CTX_use_certificate(sctx, cert) || !SSL_CTX_use_PrivateKey(sctx, key))
+    if (!sctx || !cctx || !SSL_CTX_use_certificate(sctx, cert) ||
+        !SSL_CTX_use_PrivateKey(sctx, key))
         die("SSL_CTX setup failed");
     for (SSL_CTX *c : {sctx, cctx}) {
         SSL_CTX_set_min_proto_version(c, version);
@@ -159,6 +281,26 @@ int main(int argc, char **argv) {
     }
     if (opt.async)
         SSL_CTX_set_mode(sctx, SSL_MODE_ASYNC);
+    if (opt.bulk > 0) {
+        if (version == TLS1_3_VERSION) {
+            SSL_CTX_set_num_tickets(sctx, 0);
+            if (!SSL_CTX_set_ciphersuites(sctx, opt.cipher.empty() ? "TLS_AES_128_GCM_SHA256"
+                                                                   : opt.cipher.c_str()))
+                die("bad TLS 1.3 cipher suite");
+        } else if (!SSL_CTX_set_cipher_list(sctx, opt.cipher.empty()
+                                                      ? (opt.key.rfind("ec:", 0) == 0
+                                                             ? "ECDHE-ECDSA-AES128-GCM-SHA256"
+                                                             : "ECDHE-RSA-AES128-GCM-SHA256")
+                                                      : opt.cipher.c_str())) {
+            die("bad TLS 1.2 cipher list");
+        }
+        run_bulk(opt, cctx, sctx);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(cctx);
+        X509_free(cert);
+        EVP_PKEY_free(key);
+        return 0;
+    }
 
     std::vector<Conn> conns(static_cast<std::size_t>(opt.connections));
     for (Conn &c : conns)

@@ -1,8 +1,10 @@
 // The simaccel ENGINE: binding, the error library and the control commands.
 //
-// The engine registers an RSA_METHOD and an EC_KEY_METHOD (rsa_ops.cc, ec_ops.cc) and nothing
-// else: no pkey methods (they break TLS RSA padding in OpenSSL 3.0), no ciphers or digests
-// (contract.md §10). The device it drives lives in libsimaccel-core and is shared with the
+// The engine registers an RSA_METHOD and an EC_KEY_METHOD (rsa_ops.cc, ec_ops.cc) and the TLS
+// record ciphers AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 (cipher_ops.cc), and nothing
+// else: no pkey methods (they break TLS RSA padding in OpenSSL 3.0), no digests (contract.md
+// §10). The ciphers are used only where the engine is made their default (`CIPHERS` in
+// default_algorithms, or ENGINE_set_default_ciphers): record offload is opt-in. The device it drives lives in libsimaccel-core and is shared with the
 // provider, so init and finish leave the device alone.
 //
 // Control commands (all listed, with descriptions, by `openssl engine -vvv simaccel`):
@@ -87,7 +89,7 @@ constexpr Identity kSimaccel{"simaccel",
                              "simaccel.so"};
 constexpr Identity kQatAlias{"qatengine",
                              "simaccel as qatengine: simulated asynchronous crypto accelerator "
-                             "(RSA, ECDSA, ECDH)",
+                             "(RSA, ECDSA, ECDH, AES-GCM, ChaCha20-Poly1305)",
                              "qatengine.so"};
 
 // qatengine.so is a copy of simaccel.so (a copy, not a link: the dynamic loader would take a
@@ -331,6 +333,7 @@ std::mutex g_bind_mu;
 void free_methods_locked() noexcept {
     RSA_meth_free(g_rsa_method);
     EC_KEY_METHOD_free(g_ec_method);
+    free_ciphers();
     g_rsa_method = nullptr;
     g_ec_method = nullptr;
 }
@@ -379,15 +382,17 @@ int bind(ENGINE *e, const char *id) noexcept {
     if (g_bound == 0) {
         g_rsa_method = create_rsa_method();
         g_ec_method = create_ec_key_method();
-        if (g_rsa_method == nullptr || g_ec_method == nullptr) {
+        const bool ciphers = create_ciphers();
+        if (g_rsa_method == nullptr || g_ec_method == nullptr || !ciphers) {
             free_methods_locked();
             unload_error_strings();
-            raise_error(Reason::kInitFailed, "cannot create the RSA and EC_KEY methods");
+            raise_error(Reason::kInitFailed, "cannot create the RSA, EC_KEY and cipher methods");
             return 0;
         }
     }
     if (ENGINE_set_id(e, identity().id) != 1 || ENGINE_set_name(e, identity().name) != 1 ||
         ENGINE_set_RSA(e, g_rsa_method) != 1 || ENGINE_set_EC(e, g_ec_method) != 1 ||
+        ENGINE_set_ciphers(e, engine_ciphers) != 1 ||
         ENGINE_set_init_function(e, engine_init) != 1 ||
         ENGINE_set_finish_function(e, engine_finish) != 1 ||
         ENGINE_set_destroy_function(e, engine_destroy) != 1 ||

@@ -1,5 +1,6 @@
-// Internal interface of the simaccel ENGINE: the RSA and EC_KEY methods (rsa_ops.cc, ec_ops.cc),
-// the engine's error library (engine.cc) and the small RAII helpers they share.
+// Internal interface of the simaccel ENGINE: the RSA and EC_KEY methods and the ciphers
+// (rsa_ops.cc, ec_ops.cc, cipher_ops.cc), the engine's error library (engine.cc) and the small
+// RAII helpers they share.
 #pragma once
 
 #include <openssl/crypto.h>
@@ -7,6 +8,7 @@
 #include <openssl/engine.h>
 #include <openssl/rsa.h>
 
+#include <climits>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -97,5 +99,12 @@ int qat_ctrl(int cmd, long i, void *p) noexcept;
 // The engine's methods, created once per bound module. create_* return nullptr on failure.
 RSA_METHOD *create_rsa_method() noexcept;
 EC_KEY_METHOD *create_ec_key_method() noexcept;
+
+// The engine's ciphers (cipher_ops.cc): AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305.
+// create_ciphers makes their methods (false on failure, nothing left allocated); free_ciphers
+// frees them and the default-provider templates; engine_ciphers is the ENGINE_CIPHERS_PTR.
+bool create_ciphers() noexcept;
+void free_ciphers() noexcept;
+int engine_ciphers(ENGINE *e, const EVP_CIPHER **cipher, const int **nids, int nid) noexcept;
 
 } // namespace simaccel::engine

@@ -237,7 +237,8 @@ h2load_counts() {
 # `ssl_engine simaccel;` (NGINX_ENGINE=ID another engine, NGINX_ENGINE= none), WORKERS worker processes, EXTRA_MAIN added to the main context, and
 # one TLS server per PORT:CERT ($WORK/CERT.crt and .key). Everything lives under $WORK/nginx;
 # nothing of the system configuration is read. No session cache, no tickets: every connection
-# is a full handshake.
+# is a full handshake. Each server answers "ok", or does what NGINX_LOCATION says in
+# `location /` (e.g. "root /dir;" to serve files).
 nginx_engine_conf() {
     local file=$1 workers=$2 extra=$3 user="" spec engine=${NGINX_ENGINE-simaccel}
     shift 3
@@ -270,7 +271,7 @@ CONF
         listen 127.0.0.1:${spec%%:*} ssl;
         ssl_certificate $WORK/${spec#*:}.crt;
         ssl_certificate_key $WORK/${spec#*:}.key;
-        location / { return 200 "ok\n"; }
+        location / { ${NGINX_LOCATION:-return 200 "ok\n";} }
     }
 CONF
         done

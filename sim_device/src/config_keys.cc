@@ -321,7 +321,8 @@ template <std::size_t I> struct ClassLatencyKey {
             "fixed:150us",
             std::string_view(kDoc.data(), kDocLen),
             "`inherit` or a latency: `0`, `fixed:D`, `uniform:D1,D2` (D1 <= D2), `normal:MEAN,SD`, "
-            "`exp:MEAN` (D at most 3600s)",
+            "`exp:MEAN`, each optionally followed by a size term `+D/B`, `+D/KiB` or `+D/MiB` "
+            "(D > 0) (D at most 3600s)",
             &parse_latency_class<I>,
             &get_latency_class<I>,
             false};
@@ -330,7 +331,7 @@ template <std::size_t I> struct ClassLatencyKey {
 
 // Keys other than the per-class `latency-<class>` rows. The table below fails the build when
 // this count is wrong; the engine's ctrl numbers are the table's indices.
-constexpr std::size_t kNumFixedKeys = 24;
+constexpr std::size_t kNumFixedKeys = 25;
 constexpr std::size_t kNumKeys = kNumFixedKeys + kNumOpClasses;
 
 constexpr std::array<Spec, kNumKeys> kSpecs = [] {
@@ -383,9 +384,11 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "0",
               "normal:1ms,100us",
               "Service-time floor of every request: it completes no earlier than this after "
-              "entering service.",
+              "entering service. A size term adds a cost per byte of the request's data (the "
+              "cipher classes: `fixed:5us+100ns/KiB` is 5 us per call plus ~10 GB/s).",
               "a latency: `0`, `fixed:D`, `uniform:D1,D2` (D1 <= D2), `normal:MEAN,SD`, "
-              "`exp:MEAN` (D at most 3600s)",
+              "`exp:MEAN`, each optionally followed by a size term `+D/B`, `+D/KiB` or `+D/MiB` "
+              "(D > 0) (D at most 3600s)",
               &parse_latency_key,
               &get_latency_key,
               false};
@@ -420,9 +423,22 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "combine with classes, as `default,hkdf`.",
               "`none`, or a comma-separated list of `default`, `all` and op classes (rsa-priv, "
               "rsa-pub, ecdsa-sign, ecdsa-verify, ecdh, x25519, x448, ed25519, ed448, ec-keygen, "
-              "x25519-keygen, x448-keygen, dh-keygen, dh, prf, hkdf, null)",
+              "x25519-keygen, x448-keygen, dh-keygen, dh, prf, hkdf, aes-gcm, "
+              "chacha20-poly1305, null)",
               &parse_offload,
               &get_offload,
+              false};
+    t[n++] = {"cipher-threshold",
+              "CIPHER_THRESHOLD",
+              "unsigned",
+              "2048",
+              "4096",
+              "Bytes: a cipher call (`aes-gcm`, `chacha20-poly1305`: one TLS record) on fewer "
+              "bytes runs in software inline, as a card's driver keeps small packets off the "
+              "device; 0 offloads every size.",
+              "an integer 0..1073741824 (bytes; 0 = offload every size)",
+              &parse_unsigned<&Config::cipher_threshold, 0, 1073741824>,
+              &get_unsigned<&Config::cipher_threshold>,
               false};
     t[n++] = {"fault-busy",
               "FAULT_BUSY",
@@ -460,7 +476,8 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "probability",
               "0",
               "0.001",
-              "Probability that an RSA/ECDSA result comes back corrupted.",
+              "Probability that a result comes back corrupted (a signature, a shared secret, a "
+              "cipher's output: the peer's tag check fails).",
               "a probability 0..1, as `0.25` or `25%`",
               &parse_probability_key<&Config::fault_corrupt>,
               &get_probability<&Config::fault_corrupt>,

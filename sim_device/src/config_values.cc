@@ -68,7 +68,8 @@ bool parse_key_duration(std::string_view s, std::uint64_t *ns) noexcept {
 
 bool parse_key_latency(std::string_view s, LatencySpec *out) noexcept {
     LatencySpec l;
-    if (!parse_latency(s, &l) || l.a_ns > kMaxKeyDuration || l.b_ns > kMaxKeyDuration)
+    if (!parse_latency(s, &l) || l.a_ns > kMaxKeyDuration || l.b_ns > kMaxKeyDuration ||
+        l.size_ns > kMaxKeyDuration)
         return false;
     *out = l;
     return true;
@@ -103,6 +104,23 @@ namespace {
 constexpr std::uint64_t kUnitNs[] = {1, 1'000, 1'000'000, 1'000'000'000};
 constexpr std::string_view kUnitNames[] = {"ns", "us", "ms", "s"};
 constexpr unsigned kUnitDigits[] = {0, 3, 6, 9};
+
+// The size term's units: `+D/B`, `+D/KiB`, `+D/MiB`.
+constexpr std::uint32_t kSizeUnits[] = {1, 1024, 1048576};
+constexpr std::string_view kSizeUnitNames[] = {"B", "KiB", "MiB"};
+
+// `D/UNIT`, D > 0.
+bool parse_size_term(std::string_view text, LatencySpec *l) {
+    std::string_view d, unit;
+    if (!split_pair(text, '/', &d, &unit) || !parse_duration(d, &l->size_ns) || l->size_ns == 0)
+        return false;
+    for (std::size_t u = 0; u < std::size(kSizeUnits); ++u)
+        if (iequals(unit, kSizeUnitNames[u])) {
+            l->size_unit = kSizeUnits[u];
+            return true;
+        }
+    return false;
+}
 
 } // namespace
 
@@ -154,8 +172,16 @@ bool parse_duration(std::string_view text, std::uint64_t *ns) {
 }
 
 bool parse_latency(std::string_view text, LatencySpec *out) {
+    LatencySpec l;
+    // `FLOOR+D/UNIT`: no floor form contains a '+'.
+    if (const auto plus = text.find('+'); plus != std::string_view::npos) {
+        if (!parse_size_term(text.substr(plus + 1), &l))
+            return false;
+        text = text.substr(0, plus);
+    }
     if (text == "0") {
-        *out = LatencySpec{};
+        l.kind = LatencySpec::Kind::kZero;
+        *out = l;
         return true;
     }
     const auto colon = text.find(':');
@@ -163,7 +189,6 @@ bool parse_latency(std::string_view text, LatencySpec *out) {
         return false;
     const auto kind = text.substr(0, colon);
     const auto args = text.substr(colon + 1);
-    LatencySpec l;
     std::string_view a, b;
     if (iequals(kind, "fixed") || iequals(kind, "exp")) {
         l.kind = iequals(kind, "fixed") ? LatencySpec::Kind::kFixed : LatencySpec::Kind::kExp;
@@ -201,7 +226,9 @@ std::string format_duration(std::uint64_t ns) {
     return out;
 }
 
-std::string format_latency(const LatencySpec &l) {
+namespace {
+
+std::string format_floor(const LatencySpec &l) {
     switch (l.kind) {
     case LatencySpec::Kind::kZero:
         return "0";
@@ -215,6 +242,22 @@ std::string format_latency(const LatencySpec &l) {
         return "exp:" + format_duration(l.a_ns);
     }
     return "invalid";
+}
+
+} // namespace
+
+std::string format_latency(const LatencySpec &l) {
+    std::string out = format_floor(l);
+    if (l.size_unit != 0) {
+        std::size_t u = 0;
+        while (u < std::size(kSizeUnits) && kSizeUnits[u] != l.size_unit)
+            ++u;
+        out += '+';
+        out += format_duration(l.size_ns);
+        out += '/';
+        out += u < std::size(kSizeUnits) ? kSizeUnitNames[u] : std::string_view("invalid");
+    }
+    return out;
 }
 
 } // namespace simaccel

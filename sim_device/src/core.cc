@@ -262,7 +262,8 @@ Submit Core::run_here(Request *req) noexcept {
         req->work_ok = req->execute(req, req->fault_corrupt);
     const std::uint64_t t_done = monotonic_ns();
     detail::Rng rng(model->seed ^ (0x9e3779b97f4a7c15ull * (req->t_submit | 1)));
-    std::uint64_t deadline = entered_service + sample_latency(model->latency[index_of(req->op)], rng);
+    std::uint64_t deadline =
+        entered_service + sample_latency(model->latency[index_of(req->op)], rng, req->bytes);
     if (req->fault_stall)
         deadline = std::max(deadline, t_done) + model->fault_stall.delay_ns;
     req->deadline = std::max(deadline, t_done);
@@ -522,7 +523,8 @@ void Core::execute(Request *r, detail::Rng &rng, Held &held) noexcept {
         r->work_ok = r->execute(r, r->fault_corrupt);
     const std::uint64_t t_done = monotonic_ns();
     // docs/config.md: complete at max(compute done, entered service + sampled latency).
-    std::uint64_t deadline = entered_service + sample_latency(model->latency[index_of(r->op)], rng);
+    std::uint64_t deadline =
+        entered_service + sample_latency(model->latency[index_of(r->op)], rng, r->bytes);
     if (r->fault_stall)
         deadline = std::max(deadline, t_done) + model->fault_stall.delay_ns;
     r->deadline = std::max(deadline, t_done); // the modeled completion

@@ -82,7 +82,10 @@ Device &Device::get() noexcept {
     return *dev;
 }
 
-Device::Device() { policy_word_.store(pack_policy(cfg_), std::memory_order_relaxed); }
+Device::Device() {
+    policy_word_.store(pack_policy(cfg_), std::memory_order_relaxed);
+    cipher_threshold_.store(cfg_.cipher_threshold, std::memory_order_relaxed);
+}
 
 Device::~Device() { shutdown(); }
 
@@ -119,6 +122,7 @@ void Device::install_locked(const Config &cfg) {
         if (Core *running = core_.load(std::memory_order_relaxed))
             running->kick_engine();
     policy_word_.store(pack_policy(cfg_), std::memory_order_relaxed);
+    cipher_threshold_.store(cfg_.cipher_threshold, std::memory_order_relaxed);
     g_log_level.store(cfg_.log, std::memory_order_relaxed);
 }
 
@@ -153,6 +157,7 @@ Policy Device::policy() const noexcept {
     p.sw_fallback = w & 2u;
     p.max_retries = static_cast<std::uint32_t>((w >> 2) & kMaxRetriesMask);
     p.offload = static_cast<std::uint32_t>(w >> 32);
+    p.cipher_threshold = cipher_threshold_.load(std::memory_order_relaxed);
     return p;
 }
 

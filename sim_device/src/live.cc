@@ -21,10 +21,13 @@ int LiveCounters::load(Kind k) const noexcept {
 }
 
 void LiveCounters::add(OpClass c, int delta) noexcept {
-    // The KDFs (`prf`, `hkdf`) count as QAT_Engine's kdf requests; every other op class is
-    // asymmetric (RSA, ECDSA, ECDH, FFDH, X/Ed curves, key generation; `null` is a device round
-    // trip without work and counts like them). Relaxed: a gauge, read without ordering.
-    const Kind k = c == OpClass::kPrf || c == OpClass::kHkdf ? kKdf : kAsym;
+    // The KDFs (`prf`, `hkdf`) count as QAT_Engine's kdf requests, the ciphers (`aes-gcm`,
+    // `chacha20-poly1305`) as its cipher requests; every other op class is asymmetric (RSA,
+    // ECDSA, ECDH, FFDH, X/Ed curves, key generation; `null` is a device round trip without
+    // work and counts like them). Relaxed: a gauge, read without ordering.
+    const Kind k = c == OpClass::kPrf || c == OpClass::kHkdf                  ? kKdf
+                   : c == OpClass::kAesGcm || c == OpClass::kChacha20Poly1305 ? kCipherPipeline
+                                                                              : kAsym;
     std::atomic_ref<int>(v_[k].value).fetch_add(delta, std::memory_order_relaxed);
 }
 

@@ -12,7 +12,19 @@ double Rng::normal() noexcept {
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
 }
 
-std::uint64_t sample_latency(const LatencySpec &spec, Rng &rng) noexcept {
+std::uint64_t size_cost_ns(const LatencySpec &spec, std::uint64_t bytes) noexcept {
+    if (spec.size_unit == 0 || bytes == 0)
+        return 0;
+    // At most an hour, as any duration of a key: `deadline = now + floor + size` cannot wrap.
+    constexpr std::uint64_t kMax = 3600ull * 1'000'000'000ull;
+    const unsigned __int128 v =
+        static_cast<unsigned __int128>(bytes) * spec.size_ns / spec.size_unit;
+    return v > kMax ? kMax : static_cast<std::uint64_t>(v);
+}
+
+namespace {
+
+std::uint64_t sample_floor(const LatencySpec &spec, Rng &rng) noexcept {
     using K = LatencySpec::Kind;
     switch (spec.kind) {
     case K::kZero:
@@ -37,11 +49,20 @@ std::uint64_t sample_latency(const LatencySpec &spec, Rng &rng) noexcept {
     return 0;
 }
 
+} // namespace
+
+std::uint64_t sample_latency(const LatencySpec &spec, Rng &rng, std::uint64_t bytes) noexcept {
+    std::uint64_t sum = 0;
+    if (__builtin_add_overflow(sample_floor(spec, rng), size_cost_ns(spec, bytes), &sum))
+        return UINT64_MAX;
+    return sum;
+}
+
 Model Model::from(const Config &cfg, std::uint64_t resolved_seed) noexcept {
     Model m;
     for (std::size_t i = 0; i < kNumOpClasses; ++i) {
         m.latency[i] = cfg.latency_for(static_cast<OpClass>(i));
-        if (m.latency[i].kind != LatencySpec::Kind::kZero)
+        if (m.latency[i].kind != LatencySpec::Kind::kZero || m.latency[i].size_unit != 0)
             m.any_latency = true;
     }
     m.fault_busy = cfg.fault_busy;

@@ -49,8 +49,11 @@ class Rng {
     std::array<std::uint64_t, 4> s_;
 };
 
-// Samples a service time in ns.
-std::uint64_t sample_latency(const LatencySpec &spec, Rng &rng) noexcept;
+// Samples a service time in ns: the floor, plus the size term for `bytes` bytes of work (the
+// sum saturates at UINT64_MAX).
+std::uint64_t sample_latency(const LatencySpec &spec, Rng &rng, std::uint64_t bytes = 0) noexcept;
+// The size term alone: bytes × size_ns / size_unit, rounded down, at most 3600s.
+std::uint64_t size_cost_ns(const LatencySpec &spec, std::uint64_t bytes) noexcept;
 
 // The fault decisions for one submission: a pure function of (seed, instance, sequence number),
 // so the same seed replays the same sequence per instance.

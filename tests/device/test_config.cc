@@ -54,10 +54,11 @@ TEST(ConfigTable, HasEveryDesignKeyInDocumentationOrder) {
     std::vector<std::string> want = {"workers", "instances", "queue-depth", "capacity", "latency"};
     for (auto n : kOpClassNames)
         want.push_back("latency-" + std::string(n));
-    for (auto n : {"poll-mode", "offload", "fault-busy", "fault-error", "fault-stall",
-                   "fault-corrupt", "fault-seed", "verify", "sw-fallback", "max-retries",
-                   "reset-downtime", "stats-file", "stats-interval", "trace-file", "trace-limit",
-                   "strict", "strict-timeout", "log", "completion-engine"})
+    for (auto n :
+         {"poll-mode", "offload", "cipher-threshold", "fault-busy", "fault-error", "fault-stall",
+          "fault-corrupt", "fault-seed", "verify", "sw-fallback", "max-retries", "reset-downtime",
+          "stats-file", "stats-interval", "trace-file", "trace-limit", "strict", "strict-timeout",
+          "log", "completion-engine"})
         want.push_back(n);
     std::vector<std::string> got;
     for (const auto &k : config_keys())
@@ -179,17 +180,22 @@ TEST(ConfigKeys, GoodValues) {
         {"offload", "ecdh,ecdh", "ecdh"},
         {"offload",
          "rsa-priv,rsa-pub,ecdsa-sign,ecdsa-verify,ecdh,x25519,x448,ed25519,ed448,ec-keygen,"
-         "x25519-keygen,x448-keygen,dh-keygen,dh,prf,hkdf,null",
+         "x25519-keygen,x448-keygen,dh-keygen,dh,prf,hkdf,aes-gcm,chacha20-poly1305,null",
          "all"},
         {"offload", "Default", "default"},
         {"offload", "default,hkdf",
          "rsa-priv,rsa-pub,ecdsa-sign,ecdsa-verify,ecdh,x25519,x448,ed25519,ed448,ec-keygen,"
-         "x25519-keygen,x448-keygen,dh-keygen,dh,hkdf,null"},
+         "x25519-keygen,x448-keygen,dh-keygen,dh,hkdf,aes-gcm,chacha20-poly1305,null"},
         {"offload", "prf,all", "all"},
         {"offload",
          "rsa-priv,rsa-pub,ecdsa-sign,ecdsa-verify,ecdh,x25519,x448,ed25519,ed448,ec-keygen,"
-         "x25519-keygen,x448-keygen,dh-keygen,dh,null",
+         "x25519-keygen,x448-keygen,dh-keygen,dh,aes-gcm,chacha20-poly1305,null",
          "default"},
+        {"offload", "aes-gcm,Chacha20-Poly1305", "aes-gcm,chacha20-poly1305"},
+        {"cipher-threshold", "0", "0"},
+        {"cipher-threshold", "1073741824", "1073741824"},
+        {"latency-aes-gcm", "fixed:5us+100ns/kib", "fixed:5us+100ns/KiB"},
+        {"latency", "uniform:1ms,2ms+1000ns/B", "uniform:1ms,2ms+1us/B"},
         {"fault-busy", "0.25", "0.25"},
         {"fault-busy", "25%", "0.25"},
         {"fault-busy", "100%", "1"},
@@ -261,6 +267,9 @@ TEST(ConfigKeys, ValuesLandInTheRightFields) {
         << "the KDFs are not offloaded by default";
     EXPECT_FALSE(c.offload.test(index_of(OpClass::kHkdf)));
     EXPECT_TRUE(c.offload.test(index_of(OpClass::kEcKeygen)));
+    EXPECT_TRUE(c.offload.test(index_of(OpClass::kAesGcm)))
+        << "the ciphers are offloaded by default, above cipher-threshold";
+    EXPECT_TRUE(c.offload.test(index_of(OpClass::kChacha20Poly1305)));
     EXPECT_EQ(c.offload.count(), kNumOpClasses - 2);
     ASSERT_TRUE(config_set(c, "offload", "rsa-priv,x25519", &err)) << err;
     EXPECT_TRUE(c.offload.test(index_of(OpClass::kRsaPriv)));
@@ -569,6 +578,10 @@ TEST(ConfigLatency, ParsesEveryForm) {
         {"uniform:1ms,2ms", {K::kUniform, 1'000'000, 2'000'000}},
         {"normal:1ms,100us", {K::kNormal, 1'000'000, 100'000}},
         {"exp:500ns", {K::kExp, 500, 0}},
+        {"fixed:20us+1ns/B", {K::kFixed, 20'000, 0, 1, 1}},
+        {"0+100ns/KiB", {K::kZero, 0, 0, 100, 1024}},
+        {"normal:1ms,100us+1.5us/MiB", {K::kNormal, 1'000'000, 100'000, 1'500, 1048576}},
+        {"exp:500ns+3ns/KiB", {K::kExp, 500, 0, 3, 1024}},
     };
     for (const auto &[text, spec] : good) {
         SCOPED_TRACE(text);
@@ -577,8 +590,14 @@ TEST(ConfigLatency, ParsesEveryForm) {
         EXPECT_EQ(l, spec);
         EXPECT_EQ(format_latency(l), text);
     }
-    for (const char *text : {"", "fixed", "fixed:", "fixed:1", "uniform:2ms,1ms", "uniform:1ms,",
-                             "normal:,1ms", "exp:", "zero", "0ms", ":1ms", "fixed:1ms:2ms"}) {
+    const char *const bad[] = {"", "fixed", "fixed:", "fixed:1", "uniform:2ms,1ms", "uniform:1ms,",
+                               "normal:,1ms", "exp:", "zero", "0ms", ":1ms", "fixed:1ms:2ms",
+                               // the size term
+                               "fixed:1ms+", "fixed:1ms+1ns", "fixed:1ms+1ns/", "fixed:1ms+/B",
+                               "fixed:1ms+0/B", "fixed:1ms+0ns/KiB", "fixed:1ms+1ns/GiB",
+                               "fixed:1ms+1/B", "fixed:1ms+1ns/B+1ns/B", "+1ns/B",
+                               "fixed:1ms+-1ns/B", "fixed:1ms+1ns/B/B"};
+    for (const char *text : bad) {
         SCOPED_TRACE(text);
         LatencySpec l{K::kExp, 9, 9};
         EXPECT_FALSE(parse_latency(text, &l));
@@ -599,10 +618,56 @@ TEST(ConfigLatency, FormatRoundTrips) {
             l.a_ns = kind == K::kUniform ? std::min(a, b) : a;
             l.b_ns = kind == K::kUniform ? std::max(a, b) : b;
         }
+        if (rng() % 2) {
+            constexpr std::uint32_t kUnits[] = {1, 1024, 1048576};
+            l.size_ns = (rng() >> (rng() % 64)) | 1;
+            l.size_unit = kUnits[rng() % 3];
+        }
         const std::string text = format_latency(l);
         LatencySpec back;
         ASSERT_TRUE(parse_latency(text, &back)) << text;
         EXPECT_EQ(back, l) << text;
+    }
+}
+
+TEST(ConfigLatency, SizeTermThroughTheKeyTable) {
+    Config c;
+    std::string err;
+    ASSERT_TRUE(config_set(c, "latency-aes-gcm", "fixed:20us+1ns/B", &err)) << err;
+    EXPECT_EQ(c.latency_for(OpClass::kAesGcm),
+              (LatencySpec{LatencySpec::Kind::kFixed, 20'000, 0, 1, 1}));
+    EXPECT_EQ(find_config_key("latency-aes-gcm")->get(c), "fixed:20us+1ns/B");
+    ASSERT_TRUE(config_set(c, "LATENCY_CHACHA20_POLY1305", "0+250ns/KiB", &err)) << err;
+    EXPECT_EQ(find_config_key("latency-chacha20-poly1305")->get(c), "0+250ns/KiB");
+    EXPECT_EQ(c.latency_for(OpClass::kRsaPriv), LatencySpec{}) << "other classes inherit";
+
+    // The per-unit cost is capped as every duration of a key; a zero cost is refused, not
+    // silently dropped.
+    const Config before = c;
+    for (const char *bad : {"fixed:1ms+3601s/B", "fixed:1ms+0ns/B", "fixed:1ms+1ns/b/"}) {
+        SCOPED_TRACE(bad);
+        EXPECT_FALSE(config_set(c, "latency-aes-gcm", bad, &err));
+        EXPECT_NE(err.find("key 'latency-aes-gcm'"), std::string::npos) << err;
+        EXPECT_NE(err.find("size term"), std::string::npos) << err;
+        EXPECT_EQ(c, before);
+    }
+}
+
+TEST(ConfigKeys, CipherThreshold) {
+    Config c;
+    EXPECT_EQ(c.cipher_threshold, 2048u);
+    EXPECT_EQ(find_config_key("cipher-threshold")->get(c), "2048");
+    EXPECT_EQ(find_config_key_by_ctrl("CIPHER_THRESHOLD"), find_config_key("cipher-threshold"));
+    std::string err;
+    ASSERT_TRUE(config_set(c, "cipher-threshold", "0", &err)) << err;
+    EXPECT_EQ(c.cipher_threshold, 0u);
+    ASSERT_TRUE(config_set(c, "cipher-threshold", "16384", &err)) << err;
+    EXPECT_EQ(c.cipher_threshold, 16384u);
+    for (const char *bad : {"-1", "2k", "1073741825", "", "4096B"}) {
+        SCOPED_TRACE(bad);
+        EXPECT_FALSE(config_set(c, "cipher-threshold", bad, &err));
+        EXPECT_NE(err.find("key 'cipher-threshold'"), std::string::npos) << err;
+        EXPECT_EQ(c.cipher_threshold, 16384u);
     }
 }
 

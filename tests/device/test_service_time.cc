@@ -45,6 +45,22 @@ TEST(Device, PerClassLatencyOverridesTheDefault) {
     EXPECT_GE(slow.done_ns - t0, 300'000'000u) << "the default latency applies to other classes";
 }
 
+TEST(Device, SizeTermScalesWithTheRequestsBytes) {
+    Device dev;
+    configure(dev, "workers=1 latency-null=fixed:1ms+5ms/KiB");
+    TestRequest small, large;
+    small.bytes = 0;
+    large.bytes = 40 * 1024; // + 200 ms
+    const std::uint64_t t0 = monotonic_ns();
+    ASSERT_EQ(dev.try_submit(&small), Submit::kAccepted);
+    ASSERT_EQ(dev.try_submit(&large), Submit::kAccepted);
+    ASSERT_TRUE(small.wait());
+    ASSERT_TRUE(large.wait());
+    EXPECT_GE(small.done_ns - t0, 1'000'000u);
+    EXPECT_LT(small.done_ns - t0, 150'000'000u) << "a request without bytes pays no size term";
+    EXPECT_GE(large.done_ns - t0, 201'000'000u) << "40 KiB x 5ms/KiB on top of the floor";
+}
+
 TEST(Device, CapacityLimitsRequestsInService) {
     Device dev;
     configure(dev, "workers=2 capacity=2 latency=fixed:10ms");

@@ -34,3 +34,17 @@ TEST(Timing, NormalIsTruncatedAtZero) {
     for (int i = 0; i < 10000; ++i)
         EXPECT_LT(detail::sample_latency(l, rng), 2'000'000u); // never a wrapped negative
 }
+
+TEST(Timing, SizeTermAddsBytesTimesCost) {
+    LatencySpec l;
+    ASSERT_TRUE(parse_latency("fixed:10us+1ns/B", &l));
+    Rng rng(1);
+    EXPECT_EQ(detail::sample_latency(l, rng), 10'000u) << "no bytes: the floor alone";
+    EXPECT_EQ(detail::sample_latency(l, rng, 1000), 11'000u);
+    ASSERT_TRUE(parse_latency("0+100ns/KiB", &l));
+    EXPECT_EQ(detail::sample_latency(l, rng, 16384), 1'600u);
+    EXPECT_EQ(detail::sample_latency(l, rng, 1023), 99u) << "rounded down";
+    ASSERT_TRUE(parse_latency("fixed:1ms+3600s/B", &l));
+    EXPECT_EQ(detail::size_cost_ns(l, UINT64_MAX), 3600'000'000'000u) << "capped at an hour";
+    EXPECT_EQ(detail::sample_latency(l, rng, UINT64_MAX), 3600'001'000'000u);
+}

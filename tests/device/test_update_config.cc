@@ -104,6 +104,28 @@ TEST(UpdateConfig, StructuralKeysStopARunningDeviceOthersDoNot) {
     EXPECT_EQ(dev.config().queue_depth, 64u);
 }
 
+TEST(UpdateConfig, PolicyCarriesTheCipherThreshold) {
+    Device dev;
+    EXPECT_EQ(dev.policy().cipher_threshold, 2048u);
+    EXPECT_TRUE(dev.policy().offload_cipher(OpClass::kAesGcm, 2048));
+    EXPECT_FALSE(dev.policy().offload_cipher(OpClass::kAesGcm, 2047));
+    std::string err;
+    ASSERT_TRUE(dev.update_config(
+        [](Config &cfg, std::string *e) {
+            return config_set(cfg, "cipher-threshold", "0", e) &&
+                   config_set(cfg, "offload", "default", e);
+        },
+        &err))
+        << err;
+    EXPECT_EQ(dev.policy().cipher_threshold, 0u);
+    EXPECT_TRUE(dev.policy().offload_cipher(OpClass::kChacha20Poly1305, 0)) << "0: every size";
+    ASSERT_TRUE(dev.update_config(
+        [](Config &cfg, std::string *e) { return config_set(cfg, "offload", "ecdh", e); }, &err))
+        << err;
+    EXPECT_FALSE(dev.policy().offload_cipher(OpClass::kAesGcm, 1 << 20))
+        << "a class outside `offload` stays in software at any size";
+}
+
 TEST(UpdateConfig, ApplyEnvGoesThroughItAllOrNothing) {
     Device dev;
     std::string err;

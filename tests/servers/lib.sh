@@ -76,6 +76,11 @@ stats_sum() {
     "$STATS" sum "$field" "$@" --class "$cls" || fail "stats: cannot sum $cls.$field"
 }
 
+# proc_fds PID, proc_rss_kib PID: the open descriptors and the resident memory (VmRSS, KiB) of a
+# process now, the shell side of tests/common/proc_usage.h.
+proc_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+proc_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
 # HAProxy ---------------------------------------------------------------------------------------
 
 # haproxy_start NAME CONF ENV... -- ARGS...: starts haproxy in the foreground (-db) with the

@@ -21,6 +21,10 @@ struct LatencySpec {
     Kind kind = Kind::kZero;
     std::uint64_t a_ns = 0; // fixed: D; uniform: D1; normal: MEAN; exp: MEAN
     std::uint64_t b_ns = 0; // uniform: D2; normal: SD
+    // The size term `+D/UNIT` (docs/model.md): size_ns per size_unit bytes of the request
+    // (Request::bytes) on top of the sampled floor. size_unit 0 = no size term.
+    std::uint64_t size_ns = 0;
+    std::uint32_t size_unit = 0; // 1 (B), 1024 (KiB) or 1048576 (MiB)
     bool operator==(const LatencySpec &) const = default;
 };
 
@@ -51,7 +55,8 @@ enum class CompletionKind : std::uint8_t { kAuto, kIoUring, kPlain };
 
 // `offload=default`: every op class but the KDFs (`prf`, `hkdf`). A KDF call costs a few
 // microseconds in software, less than the device round trip that would replace it, and a
-// handshake makes many (docs/model.md, "What is offloaded by default").
+// handshake makes many (docs/model.md, "What is offloaded by default"). The cipher classes are
+// in it: `cipher-threshold` keeps their small calls in software, as a card's driver does.
 inline constexpr std::bitset<kNumOpClasses> kDefaultOffload{
     ((std::uint64_t{1} << kNumOpClasses) - 1) & ~((std::uint64_t{1} << index_of(OpClass::kPrf)) |
                                                   (std::uint64_t{1} << index_of(OpClass::kHkdf)))};
@@ -70,6 +75,7 @@ struct Config {
     StallSpec fault_stall;
     double fault_corrupt = 0;
     std::uint64_t fault_seed = 0; // 0 = random
+    std::uint32_t cipher_threshold = 2048; // bytes; cipher calls below it run inline; 0 = none
     bool verify = false;
     bool sw_fallback = false;
     unsigned max_retries = 0; // 0 = unlimited
@@ -131,6 +137,7 @@ std::string config_to_json(const Config &cfg);
 // Parsers shared with the rest of the code base; each returns false on malformed input.
 bool parse_duration(std::string_view text, std::uint64_t *ns);        // 500ns 150us 2ms 1s
 bool parse_latency(std::string_view text, LatencySpec *out);          // 0 fixed:D uniform:A,B ...
+                                                                      // [+D/B|+D/KiB|+D/MiB]
 std::string format_duration(std::uint64_t ns);                        // inverse of parse_duration
 std::string format_latency(const LatencySpec &l);
 

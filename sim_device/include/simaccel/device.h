@@ -41,6 +41,9 @@ struct TraceRecord; // trace.h: the request's timeline record, when traced
 struct Request {
     // --- set by the front end before try_submit ---
     OpClass op = OpClass::kNull;
+    // The bytes the work processes (a cipher call's input): the size term of the class's
+    // latency (`+D/B`, docs/model.md) adds bytes × its cost to the sampled service time.
+    std::uint64_t bytes = 0;
     // Runs on a worker thread. `corrupt` is true when fault-corrupt fired: the work must damage
     // its result. Returns the work's own verdict (false: e.g. bad padding).
     bool (*execute)(Request *self, bool corrupt) noexcept = nullptr;
@@ -90,8 +93,14 @@ struct Policy {
     bool sw_fallback = false;
     std::uint32_t max_retries = 0;  // 0 = unlimited
     std::uint32_t offload = 0xffffffff; // bit i: OpClass i goes to the device
+    std::uint32_t cipher_threshold = 0; // `cipher-threshold`: smaller cipher calls run inline
     static_assert(kNumOpClasses <= 32, "Policy::offload has one bit per op class");
     bool offloaded(OpClass c) const noexcept { return (offload >> index_of(c)) & 1u; }
+    // A cipher call of `bytes` goes to the device: its class is offloaded and it is at least
+    // `cipher-threshold` long.
+    bool offload_cipher(OpClass c, std::size_t bytes) const noexcept {
+        return offloaded(c) && bytes >= cipher_threshold;
+    }
 };
 
 // Live in-flight counters in the form QAT_Engine's GET_NUM_REQUESTS_IN_FLIGHT hands out: the
@@ -102,8 +111,9 @@ struct Policy {
 class LiveCounters {
   public:
     // QAT_Engine's request kinds (its `i` values minus one). The KDF classes (`prf`, `hkdf`)
-    // move kKdf, every other simaccel op class kAsym; the others exist so that the addresses an
-    // application asks for are real, always-zero counters.
+    // move kKdf, the cipher classes (`aes-gcm`, `chacha20-poly1305`) kCipherPipeline, where
+    // QAT_Engine counts its cipher requests, every other simaccel op class kAsym; the others
+    // exist so that the addresses an application asks for are real, always-zero counters.
     enum Kind : unsigned {
         kAsym,
         kKdf,
@@ -282,6 +292,9 @@ class Device {
     std::atomic<std::uint32_t> next_instance_{0};
     std::atomic<std::uint64_t> generation_{0}; // bumped by fork-child reset
     std::atomic<std::uint64_t> policy_word_{0};  // Policy, packed; relaxed: a plain snapshot
+    // cfg_.cipher_threshold, the rest of Policy (the packed word is full); relaxed: a value,
+    // read on every cipher call beside policy_word_ (the pair need not be one snapshot).
+    std::atomic<std::uint32_t> cipher_threshold_{2048};
     std::atomic<std::uint64_t> stats_interval_ns_{0}; // cfg_.stats_interval_ns; relaxed: a value
     std::atomic<StrictMode> strict_mode_{StrictMode::kOff}; // cfg_.strict; relaxed: a value
     std::atomic<std::uint64_t> strict_timeout_ns_{1'000'000'000}; // relaxed: a value

@@ -18,25 +18,27 @@ enum class OpClass : std::uint8_t {
     kX448,
     kEd25519,
     kEd448,
-    kEcKeygen,     // EC key pair generation (P-256/384/521, ...): the ECDHE key share
-    kX25519Keygen, // X25519 key pair generation
-    kX448Keygen,   // X448 key pair generation
-    kDhKeygen,     // finite-field DH (DH, DHX) key pair generation: the FFDHE key share
-    kDh,           // finite-field DH derive
-    kPrf,          // TLS 1.2 PRF (TLS1-PRF)
-    kHkdf,         // HKDF and the TLS 1.3 key schedule (HKDF, TLS13-KDF)
-    kNull,         // device round trip with no work: benchmarks and tests
+    kEcKeygen,         // EC key pair generation (P-256/384/521, ...): the ECDHE key share
+    kX25519Keygen,     // X25519 key pair generation
+    kX448Keygen,       // X448 key pair generation
+    kDhKeygen,         // finite-field DH (DH, DHX) key pair generation: the FFDHE key share
+    kDh,               // finite-field DH derive
+    kPrf,              // TLS 1.2 PRF (TLS1-PRF)
+    kHkdf,             // HKDF and the TLS 1.3 key schedule (HKDF, TLS13-KDF)
+    kAesGcm,           // AES-128-GCM / AES-256-GCM update calls (TLS records) >= cipher-threshold
+    kChacha20Poly1305, // ChaCha20-Poly1305 update calls (TLS records) >= cipher-threshold
+    kNull,             // device round trip with no work: benchmarks and tests
 };
 
-inline constexpr std::size_t kNumOpClasses = 17;
+inline constexpr std::size_t kNumOpClasses = 19;
 static_assert(kNumOpClasses == static_cast<std::size_t>(OpClass::kNull) + 1,
               "kNumOpClasses must count every OpClass (kNull stays last)");
 
 // The names used in config keys (`latency-rsa-priv`, `offload=rsa-priv,ecdh`) and stats JSON.
 inline constexpr std::string_view kOpClassNames[kNumOpClasses] = {
-    "rsa-priv",  "rsa-pub", "ecdsa-sign", "ecdsa-verify", "ecdh",          "x25519",
-    "x448",      "ed25519", "ed448",      "ec-keygen",    "x25519-keygen", "x448-keygen",
-    "dh-keygen", "dh",      "prf",        "hkdf",         "null",
+    "rsa-priv", "rsa-pub", "ecdsa-sign", "ecdsa-verify",      "ecdh",        "x25519",    "x448",
+    "ed25519",  "ed448",   "ec-keygen",  "x25519-keygen",     "x448-keygen", "dh-keygen", "dh",
+    "prf",      "hkdf",    "aes-gcm",    "chacha20-poly1305", "null",
 };
 static_assert(
     [] {
