@@ -48,6 +48,9 @@ class Operation {
     virtual bool verifiable() const noexcept { return false; }
 
     OpClass op_class() const noexcept { return req_.op; }
+    // The bytes the work processes (a cipher call's input length), for the size term of the
+    // class's latency (docs/model.md). Set before run_operation; 0 by default.
+    void set_bytes(std::uint64_t n) noexcept { req_.bytes = n; }
     void ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
     // acq_rel: the last owner sees every write of the others before deleting.
     void unref() noexcept {
