@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -39,6 +40,15 @@ inline std::string write_provider_config(const std::string &name, const std::str
            "[sa]\n"
         << (activate ? "activate = 1\n" : "") << extra;
     return path;
+}
+
+// A second library context whose simaccel section reconfigures the process's device (the
+// provider has no run-time setter: each load applies its section to the one device).
+inline void reconfigure(const std::string &name, const std::string &keys) {
+    const std::string path = write_provider_config(name, keys);
+    LibCtxPtr ctx(OSSL_LIB_CTX_new());
+    ASSERT_EQ(OSSL_LIB_CTX_load_config(ctx.get(), path.c_str()), 1) << drain_errors();
+    std::remove(path.c_str());
 }
 
 // A fresh library context with default + simaccel, and a reference context with the default
