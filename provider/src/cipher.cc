@@ -8,6 +8,7 @@
 #include <new>
 #include <utility>
 
+#include "buffer.h"
 #include "dispatch.h"
 #include "instance.h"
 #include "simaccel/bridge.h"
@@ -42,21 +43,6 @@ void *inner_of(void *vctx) noexcept {
     return vctx != nullptr ? static_cast<CipherCtx *>(vctx)->inner : nullptr;
 }
 
-// A buffer the request owns, wiped when freed: it holds plaintext.
-struct Buffer {
-    std::unique_ptr<unsigned char[]> data;
-    size_t size = 0;
-    bool allocate(size_t n) noexcept {
-        data.reset(new (std::nothrow) unsigned char[n == 0 ? 1 : n]);
-        size = n;
-        return data != nullptr;
-    }
-    ~Buffer() {
-        if (data != nullptr)
-            OPENSSL_cleanse(data.get(), size);
-    }
-};
-
 enum class Call : unsigned char { kUpdate, kCipher };
 
 int call(const CipherSlot &s, Call c, void *ctx, unsigned char *out, size_t *outl, size_t outsize,
@@ -87,7 +73,7 @@ class CipherRequest final : public Operation {
     bool prepare(const unsigned char *in, size_t inl, size_t outsize) noexcept {
         if (!in_.allocate(inl) || !buf_.allocate(std::max(inl, outsize)))
             return false;
-        std::memcpy(in_.data.get(), in, inl);
+        std::memcpy(in_.data(), in, inl);
         set_bytes(inl);
         return true;
     }
@@ -98,11 +84,11 @@ class CipherRequest final : public Operation {
         work_ = slot_.dupctx(base_);
         if (work_ == nullptr)
             return false;
-        std::memcpy(buf_.data.get(), in_.data.get(), in_.size);
+        std::memcpy(buf_.data(), in_.data(), in_.size());
         outl_ = 0;
-        return call(slot_, call_, work_, buf_.data.get(), &outl_, buf_.size, buf_.data.get(),
-                    in_.size) > 0 &&
-               outl_ <= buf_.size;
+        return call(slot_, call_, work_, buf_.data(), &outl_, buf_.size(), buf_.data(),
+                    in_.size()) > 0 &&
+               outl_ <= buf_.size();
     }
 
     // fault-corrupt: the record comes back damaged, and the damage must be caught by a tag
@@ -114,20 +100,20 @@ class CipherRequest final : public Operation {
     void corrupt() noexcept override {
         if (encrypt_) {
             if (outl_ != 0)
-                buf_.data[outl_ / 2] ^= 0x5a;
+                buf_.data()[outl_ / 2] ^= 0x5a;
             return;
         }
-        if (in_.size == 0)
+        if (in_.size() == 0)
             return;
-        in_.data[in_.size / 2] ^= 0x5a;
+        in_.data()[in_.size() / 2] ^= 0x5a;
         corrupt_failed_ = !compute();
     }
 
-    // The result: `outl` bytes of output, or the whole in-place buffer (in_.size bytes, more if
+    // The result: `outl` bytes of output, or the whole in-place buffer (in_.size() bytes, more if
     // the call wrote more) for a caller that works in place.
-    const unsigned char *result() const noexcept { return buf_.data.get(); }
+    const unsigned char *result() const noexcept { return buf_.data(); }
     size_t outl() const noexcept { return outl_; }
-    size_t in_size() const noexcept { return in_.size; }
+    size_t in_size() const noexcept { return in_.size(); }
     bool corrupt_failed() const noexcept { return corrupt_failed_; }
     // The context the call advanced (null if compute() never ran): the caller's from now on.
     void *take_context() noexcept { return std::exchange(work_, nullptr); }

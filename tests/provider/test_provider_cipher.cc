@@ -294,17 +294,6 @@ TEST_F(CipherTest, ContextCopiesAndParametersStayTheDefaultProvidersOwn) {
     EXPECT_NE(EVP_CIPHER_gettable_ctx_params(ours(0)), nullptr);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-// A job abandoned while paused is never freed (OpenSSL's behaviour, provoked here on purpose).
-struct AbandonedJobScope {
-    AbandonedJobScope() { __lsan_disable(); }
-    ~AbandonedJobScope() { __lsan_enable(); }
-};
-#else
-struct AbandonedJobScope {};
-#endif
-
 // The application frees its context while the call is in the device, and never resumes the
 // job (SSL_free of a connection with a record in flight): the request works on its own copy and
 // its own buffers, so the late completion touches nothing of the application's (run under ASan

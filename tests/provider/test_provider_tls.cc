@@ -167,19 +167,6 @@ TEST_F(TlsTest, Tls13AsyncHandshakeOffloadsSignatureAndKeyExchange) {
 
 // Freeing the SSL while its request is still in the device (HAProxy/nginx teardown) must leave
 // nothing for the late completion to write into (contract.md §7). Run under ASan to see it.
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-// SSL_free with a paused job frees neither the job nor its 32 KB stack, nor what is on it (our
-// operation): OpenSSL's behaviour, which this test provokes on purpose. Allocations made while
-// the job is started are not leak-checked.
-struct AbandonedJobScope {
-    AbandonedJobScope() { __lsan_disable(); }
-    ~AbandonedJobScope() { __lsan_enable(); }
-};
-#else
-struct AbandonedJobScope {};
-#endif
-
 TEST_F(TlsTest, FreeingTheConnectionMidRequestIsSafe) {
     for (int round = 0; round < 4; ++round) {
         int sv[2];
