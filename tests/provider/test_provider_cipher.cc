@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <string>
@@ -292,6 +293,26 @@ TEST_F(CipherTest, ContextCopiesAndParametersStayTheDefaultProvidersOwn) {
     EXPECT_NE(EVP_CIPHER_get_flags(ours(0)) & EVP_CIPH_FLAG_AEAD_CIPHER, 0u);
     EXPECT_NE(EVP_CIPHER_CTX_gettable_params(a.get()), nullptr);
     EXPECT_NE(EVP_CIPHER_gettable_ctx_params(ours(0)), nullptr);
+}
+
+// The front end sets the request's byte count: the class's size term charges per byte.
+TEST_F(CipherTest, SizeTermChargesTheRecordsBytes) {
+    reconfigure("cipher-size", "latency-aes-gcm = fixed:1ms+2ms/KiB\n");
+    auto timed = [&](std::size_t len) {
+        Message m;
+        m.key = random_bytes(16);
+        m.iv = random_bytes(12);
+        m.pt = random_bytes(len);
+        m.chunks = {len};
+        Bytes ct, tag;
+        const auto t0 = std::chrono::steady_clock::now();
+        EXPECT_TRUE(crypt(ours(0), m, true, m.pt, &ct, &tag)) << drain_errors();
+        return std::chrono::steady_clock::now() - t0;
+    };
+    using std::chrono::milliseconds;
+    EXPECT_GE(timed(kThreshold), milliseconds(5)) << "1 ms + 2 KiB x 2 ms/KiB";
+    EXPECT_GE(timed(16384), milliseconds(33)) << "1 ms + 16 KiB x 2 ms/KiB";
+    EXPECT_LT(timed(kThreshold - 1), milliseconds(5)) << "below the threshold: software";
 }
 
 // The application frees its context while the call is in the device, and never resumes the
