@@ -135,12 +135,12 @@ int offload_call(const CipherSlot &slot, Call c, void *vctx, unsigned char *out,
     auto *ctx = static_cast<CipherCtx *>(vctx);
     if (ctx == nullptr)
         return 0;
-    // AAD (no output), empty calls and, below the threshold, small records run inline: a card's
-    // driver keeps small packets off the device. Relaxed loads of two words: cheap per record.
-    if (out == nullptr || in == nullptr || inl == 0)
-        return call(slot, c, ctx->inner, out, outl, outsize, in, inl);
-    const Policy pol = Device::get().policy();
-    if (inl < pol.cipher_threshold)
+    // Inline, uncounted: AAD (no output) and empty calls; calls below the threshold (a card's
+    // driver keeps small packets off the device); any call of a class outside `offload`, without
+    // the request's copies, so that a software baseline pays nothing for the wrapper. The policy
+    // is two relaxed loads: cheap per record.
+    if (out == nullptr || in == nullptr || inl == 0 ||
+        !Device::get().policy().offload_cipher(slot.op_class, inl))
         return call(slot, c, ctx->inner, out, outl, outsize, in, inl);
 
     void *base = slot.dupctx(ctx->inner);

@@ -257,6 +257,8 @@ TEST_F(CipherTest, ThresholdZeroOffloadsEveryCall) {
     ASSERT_TRUE(crypt(ours(2), m, true, m.pt, &ct, &tag)) << drain_errors();
     EXPECT_TRUE(ct == ref_ct && tag == ref_tag);
     EXPECT_EQ(counters("chacha20-poly1305").submitted, before_none.submitted) << stats();
+    EXPECT_EQ(counters("chacha20-poly1305").inline_sw, before_none.inline_sw)
+        << "calls kept in software are not counted: " << stats();
     reconfigure("cipher-default", kDefaultOffload);
 }
 
