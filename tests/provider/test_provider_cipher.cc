@@ -157,7 +157,9 @@ class CipherModes : public CipherTest,
                     public ::testing::WithParamInterface<std::tuple<std::size_t, Mode>> {};
 
 TEST_P(CipherModes, EqualsTheDefaultProviderAndOffloadsCallsAboveTheThreshold) {
-    const auto [ci, mode] = GetParam();
+    // Not a structured binding: clang 14 cannot capture one in a lambda.
+    const std::size_t ci = std::get<0>(GetParam());
+    const Mode mode = std::get<1>(GetParam());
     const CipherCase &c = kCases[ci];
     const std::vector<Message> msgs = make_messages(c, static_cast<unsigned>(ci * 7 + 1));
     const std::size_t n = msgs.size();

@@ -283,8 +283,10 @@ struct Peer {
                 writing = plan[next];
             const int r = SSL_write(ssl, out.data() + sent, static_cast<int>(writing));
             if (r > 0) {
-                if (static_cast<std::size_t>(r) != writing)
-                    return error = std::string(name) + ": short write", false;
+                if (static_cast<std::size_t>(r) != writing) {
+                    error = std::string(name) + ": short write";
+                    return false;
+                }
                 if (paused == Paused::kWrite)
                     ++writes_resumed;
                 paused = Paused::kNone;
