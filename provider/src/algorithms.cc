@@ -10,8 +10,10 @@
 #include <mutex>
 #include <new>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "cipher.h"
 #include "dispatch.h"
 #include "gen_kdf.h"
 #include "offload.h"
@@ -20,7 +22,7 @@ namespace simaccel::provider {
 namespace {
 
 struct Tables {
-    std::vector<OSSL_ALGORITHM> keymgmt, signature, asym_cipher, keyexch, kdf;
+    std::vector<OSSL_ALGORITHM> keymgmt, signature, asym_cipher, keyexch, kdf, cipher;
     std::list<std::vector<OSSL_DISPATCH>> patched; // stable storage for the rewritten tables
 };
 
@@ -190,6 +192,8 @@ std::vector<OSSL_ALGORITHM> *table_for(Tables &t, int operation) noexcept {
         return &t.keyexch;
     case OSSL_OP_KDF:
         return &t.kdf;
+    case OSSL_OP_CIPHER:
+        return &t.cipher;
     default:
         return nullptr;
     }
@@ -216,6 +220,18 @@ void collect(Tables &t, OSSL_PROVIDER *deflt, int operation) {
                     break;
                 }
             out.push_back(ours);
+            continue;
+        }
+        if (operation == OSSL_OP_CIPHER) {
+            for (std::size_t i = 0; i < kNumCiphers; ++i)
+                if (same_name(name, kCiphers[i].name)) {
+                    std::vector<OSSL_DISPATCH> patched = patch_cipher(i, a->implementation);
+                    if (!patched.empty()) {
+                        ours.implementation = t.patched.emplace_back(std::move(patched)).data();
+                        out.push_back(ours);
+                    }
+                    break;
+                }
             continue;
         }
         if (operation == OSSL_OP_KDF) {
@@ -249,7 +265,7 @@ bool build_algorithms(OSSL_PROVIDER *deflt) noexcept {
     try {
         auto *t = new Tables;
         for (int op : {OSSL_OP_KEYMGMT, OSSL_OP_SIGNATURE, OSSL_OP_ASYM_CIPHER, OSSL_OP_KEYEXCH,
-                       OSSL_OP_KDF})
+                       OSSL_OP_KDF, OSSL_OP_CIPHER})
             collect(*t, deflt, op);
         g_tables = t;
     } catch (const std::bad_alloc &) {

@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "buffer.h"
 #include "instance.h"
 #include "simaccel/bridge.h"
 
@@ -74,21 +75,6 @@ class KeygenRequest final : public Operation {
     void *key_ = nullptr;
 };
 
-// A buffer the request owns, wiped when freed: it holds derived keys.
-struct SecretBuffer {
-    std::unique_ptr<unsigned char[]> data;
-    size_t size = 0;
-    bool allocate(size_t n) noexcept {
-        data.reset(new (std::nothrow) unsigned char[n == 0 ? 1 : n]);
-        size = n;
-        return data != nullptr;
-    }
-    ~SecretBuffer() {
-        if (data != nullptr)
-            OPENSSL_cleanse(data.get(), size);
-    }
-};
-
 // One offloaded KDF derivation. It works on a duplicate of the caller's context when the default
 // provider can make one (contract.md §7), else on the caller's context, borrowed as in
 // KeygenRequest (libssl derives with a context it frees only after EVP_KDF_derive returns). The
@@ -107,16 +93,16 @@ class KdfRequest final : public Operation {
     bool prepare(size_t keylen) noexcept { return out_.allocate(keylen); }
 
     bool compute() noexcept override {
-        return slot_.derive(ctx_, out_.data.get(), out_.size, nullptr) > 0;
+        return slot_.derive(ctx_, out_.data(), out_.size(), nullptr) > 0;
     }
 
-    const unsigned char *result() const noexcept { return out_.data.get(); }
+    const unsigned char *result() const noexcept { return out_.data(); }
 
   private:
     const KdfSlot &slot_;
     void *const ctx_;
     const bool owned_;
-    SecretBuffer out_;
+    Buffer out_;
 };
 
 } // namespace

@@ -68,4 +68,19 @@ inline constexpr KdfSpec kKdfs[] = {
 
 inline constexpr std::size_t kNumKdfs = std::size(kKdfs);
 
+// AEAD ciphers re-exported with their update and cipher calls on the device when they process
+// at least `cipher-threshold` bytes (cipher.h): what libssl encrypts TLS records with.
+struct CipherSpec {
+    const char *name; // the default provider's first algorithm name
+    OpClass op_class;
+};
+
+inline constexpr CipherSpec kCiphers[] = {
+    {"AES-128-GCM", OpClass::kAesGcm},
+    {"AES-256-GCM", OpClass::kAesGcm},
+    {"ChaCha20-Poly1305", OpClass::kChacha20Poly1305},
+};
+
+inline constexpr std::size_t kNumCiphers = std::size(kCiphers);
+
 } // namespace simaccel::provider

@@ -7,6 +7,7 @@
 #include <memory>
 #include <new>
 
+#include "buffer.h"
 #include "instance.h"
 #include "simaccel/bridge.h"
 
@@ -32,27 +33,6 @@ int call_entry(const Slot &s, Entry e, void *ctx, unsigned char *out, size_t *ou
     }
     return 0;
 }
-
-// A buffer the request owns, wiped when freed: it holds plaintexts and shared secrets.
-class Buffer {
-  public:
-    bool allocate(size_t n) noexcept {
-        // Never a null pointer, even for an empty message (Ed25519 signs those).
-        data_.reset(new (std::nothrow) unsigned char[n == 0 ? 1 : n]);
-        size_ = n;
-        return data_ != nullptr;
-    }
-    ~Buffer() {
-        if (data_ != nullptr)
-            OPENSSL_cleanse(data_.get(), size_);
-    }
-    unsigned char *data() const noexcept { return data_.get(); }
-    size_t size() const noexcept { return size_; }
-
-  private:
-    std::unique_ptr<unsigned char[]> data_;
-    size_t size_ = 0;
-};
 
 // One offloaded call. It owns everything compute() touches - a duplicate of the caller's
 // algorithm context, a copy of the input, its own output buffer - because the application may

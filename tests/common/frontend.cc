@@ -147,7 +147,8 @@ std::optional<std::string> ProviderFrontend::stats_text(std::string *err) {
 bool ProviderFrontend::offloads(std::string_view op_class) const noexcept {
     for (std::string_view c :
          {"rsa-priv", "ecdsa-sign", "ecdh", "x25519", "x448", "ed25519", "ed448", "ec-keygen",
-          "x25519-keygen", "x448-keygen", "dh-keygen", "dh", "prf", "hkdf"})
+          "x25519-keygen", "x448-keygen", "dh-keygen", "dh", "prf", "hkdf", "aes-gcm",
+          "chacha20-poly1305"})
         if (c == op_class)
             return true;
     return false;

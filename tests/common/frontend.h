@@ -82,7 +82,7 @@ class ProviderFrontend final : public Frontend {
     bool set_config(std::string_view, std::string_view) override { return false; }
     bool can_set_config() const noexcept override { return false; }
     // contract.md §11: the provider wraps the expensive entries only (private-key operations,
-    // key generation, derive, the TLS KDFs). Whether a class is offloaded by the device's
+    // key generation, derive, the TLS KDFs, record-sized AEAD calls). Whether a class is offloaded by the device's
     // `offload` setting is another matter: the KDFs are not by default.
     bool offloads(std::string_view op_class) const noexcept override;
     OSSL_PROVIDER *provider() const noexcept { return simaccel_; }

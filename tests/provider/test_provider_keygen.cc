@@ -390,14 +390,6 @@ INSTANTIATE_TEST_SUITE_P(
 
 // --- faults on the new classes -----------------------------------------------------------------
 
-// A second library context whose simaccel section reconfigures the process's device.
-void reconfigure(const std::string &name, const std::string &keys) {
-    const std::string path = write_provider_config(name, keys);
-    LibCtxPtr ctx(OSSL_LIB_CTX_new());
-    ASSERT_EQ(OSSL_LIB_CTX_load_config(ctx.get(), path.c_str()), 1) << drain_errors();
-    std::remove(path.c_str());
-}
-
 class FaultTest : public ProviderTest {
   protected:
     void TearDown() override {
