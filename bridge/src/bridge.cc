@@ -288,6 +288,11 @@ void bridge_init() noexcept {
 }
 
 bool run_operation(Operation &op, const ErrorReporter &rep) noexcept {
+    // On every return: the request is done with (see Operation::release_inputs).
+    struct ReleaseInputs {
+        Operation &op;
+        ~ReleaseInputs() { op.release_inputs(); }
+    } const release_inputs{op};
     Device &dev = Device::get();
     const Policy pol = dev.policy();
     const OpClass cls = op.op_class();

@@ -82,6 +82,7 @@ class EcdsaSignOperation final : public Operation {
         : Operation(OpClass::kEcdsaSign), key_(key) {
         EC_KEY_up_ref(key);
     }
+    void release_inputs() noexcept override { key_.reset(); } // see Operation::release_inputs
 
     [[nodiscard]] bool init(const unsigned char *dgst, int dlen, const BIGNUM *kinv,
                             const BIGNUM *r) noexcept {
@@ -138,6 +139,7 @@ class EcdsaVerifyOperation final : public Operation {
         : Operation(OpClass::kEcdsaVerify), key_(key) {
         EC_KEY_up_ref(key);
     }
+    void release_inputs() noexcept override { key_.reset(); } // see Operation::release_inputs
 
     [[nodiscard]] bool init(const unsigned char *dgst, int dlen, const ECDSA_SIG *sig) noexcept {
         if (dlen < 0 || !dgst_.assign(dgst, static_cast<std::size_t>(dlen)))
@@ -175,6 +177,7 @@ class EcdhOperation final : public Operation {
     explicit EcdhOperation(EC_KEY *key) noexcept : Operation(OpClass::kEcdh), key_(key) {
         EC_KEY_up_ref(key);
     }
+    void release_inputs() noexcept override { key_.reset(); } // see Operation::release_inputs
 
     [[nodiscard]] bool init(const EC_POINT *peer) noexcept {
         const EC_GROUP *group = EC_KEY_get0_group(key_.get());
@@ -217,6 +220,7 @@ class EcKeygenOperation final : public Operation {
     explicit EcKeygenOperation(EC_KEY *key) noexcept : Operation(OpClass::kEcKeygen), key_(key) {
         EC_KEY_up_ref(key);
     }
+    void release_inputs() noexcept override { key_.reset(); } // see Operation::release_inputs
 
     bool compute() noexcept override { return default_keygen()(key_.get()) == 1; }
 

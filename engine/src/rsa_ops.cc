@@ -57,6 +57,7 @@ class RsaOperation final : public Operation {
         : Operation(class_of(kind)), kind_(kind), padding_(padding), rsa_(rsa) {
         RSA_up_ref(rsa);
     }
+    void release_inputs() noexcept override { rsa_.reset(); } // see Operation::release_inputs
 
     [[nodiscard]] bool init(const unsigned char *from, int flen) noexcept {
         const int size = RSA_size(rsa_.get());

@@ -67,7 +67,8 @@ class CipherRequest final : public Operation {
     ~CipherRequest() override {
         if (work_ != nullptr)
             slot_.freectx(work_);
-        slot_.freectx(base_);
+        if (base_ != nullptr)
+            slot_.freectx(base_);
     }
 
     bool prepare(const unsigned char *in, size_t inl, size_t outsize) noexcept {
@@ -117,12 +118,16 @@ class CipherRequest final : public Operation {
     bool corrupt_failed() const noexcept { return corrupt_failed_; }
     // The context the call advanced (null if compute() never ran): the caller's from now on.
     void *take_context() noexcept { return std::exchange(work_, nullptr); }
+    void release_inputs() noexcept override {
+        if (base_ != nullptr)
+            slot_.freectx(std::exchange(base_, nullptr));
+    }
 
   private:
     const CipherSlot &slot_;
     const Call call_;
     const bool encrypt_;
-    void *const base_;
+    void *base_;
     void *work_ = nullptr;
     Buffer in_;
     Buffer buf_;

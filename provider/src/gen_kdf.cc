@@ -85,9 +85,10 @@ class KdfRequest final : public Operation {
   public:
     KdfRequest(const KdfSlot &slot, void *ctx, bool owned) noexcept
         : Operation(slot.op_class), slot_(slot), ctx_(ctx), owned_(owned) {}
-    ~KdfRequest() override {
-        if (owned_)
-            slot_.freectx(ctx_);
+    ~KdfRequest() override { release_inputs(); }
+    void release_inputs() noexcept override {
+        if (owned_ && ctx_ != nullptr)
+            slot_.freectx(std::exchange(ctx_, nullptr));
     }
 
     bool prepare(size_t keylen) noexcept { return out_.allocate(keylen); }
@@ -100,7 +101,7 @@ class KdfRequest final : public Operation {
 
   private:
     const KdfSlot &slot_;
-    void *const ctx_;
+    void *ctx_;
     const bool owned_;
     Buffer out_;
 };

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <utility>
 
 #include "buffer.h"
 #include "instance.h"
@@ -46,7 +47,11 @@ class OffloadRequest final : public Operation {
         : Operation(slot.op_class), slot_(slot), entry_(entry), dup_(dup) {}
     // May run on a device thread, after the application has let go of the provider: the
     // duplicate's library context outlives every instance (retire_instance).
-    ~OffloadRequest() override { slot_.freectx(dup_); }
+    ~OffloadRequest() override { release_inputs(); }
+    void release_inputs() noexcept override {
+        if (dup_ != nullptr)
+            slot_.freectx(std::exchange(dup_, nullptr));
+    }
 
     bool prepare(const unsigned char *in, size_t inlen, size_t outsize) noexcept {
         if (!in_.allocate(inlen) || !out_.allocate(outsize))
@@ -91,7 +96,7 @@ class OffloadRequest final : public Operation {
   private:
     const Slot &slot_;
     const Entry entry_;
-    void *const dup_;
+    void *dup_;
     Buffer in_;
     Buffer out_;
     size_t outlen_ = 0;

@@ -46,6 +46,13 @@ class Operation {
     virtual bool check() noexcept { return true; }
     // Whether `verify` applies to this operation.
     virtual bool verifiable() const noexcept { return false; }
+    // Lets go of what only compute() and check() need (up-referenced keys, duplicated algorithm
+    // contexts), never of the result. run_operation calls it on the caller's thread before it
+    // returns, so that the caller, not a device thread, drops those references while the
+    // application still uses the objects they share: OpenSSL's reference counts are its own
+    // atomics, which ThreadSanitizer cannot see in an uninstrumented libcrypto. The destructor
+    // still frees them for an operation whose job was abandoned.
+    virtual void release_inputs() noexcept {}
 
     OpClass op_class() const noexcept { return req_.op; }
     // The bytes the work processes (a cipher call's input length), for the size term of the
