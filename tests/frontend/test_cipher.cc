@@ -93,6 +93,7 @@ struct SimCipher {
 
 SimCipher sim_cipher(Frontend &f, const CipherCase &c) {
     SimCipher s;
+#ifndef OPENSSL_NO_ENGINE // OpenSSL 4: no ENGINE API, and active_engine() is always null
     if (EngineFrontend *e = active_engine()) {
         s.impl = e->engine();
         s.cipher = ENGINE_get_cipher(s.impl, c.nid);
@@ -100,6 +101,7 @@ SimCipher sim_cipher(Frontend &f, const CipherCase &c) {
             s.why = std::string("the engine offers no ") + c.fetch + ": " + drain_errors();
         return s;
     }
+#endif
     ERR_set_mark();
     s.fetched.reset(EVP_CIPHER_fetch(f.libctx(), c.fetch, "provider=simaccel"));
     ERR_pop_to_mark();
@@ -573,12 +575,16 @@ class CipherTls : public ::testing::TestWithParam<std::tuple<TlsParam, Wake>> {
         std::signal(SIGPIPE, SIG_IGN);
         // libssl 3.0 uses an engine cipher when the engine is its default: set before any
         // SSL_CTX exists (SSL_CTX_new looks the ciphers up).
+#ifndef OPENSSL_NO_ENGINE
         if (EngineFrontend *e = active_engine())
             registered_ = ENGINE_set_default_ciphers(e->engine()) == 1;
+#endif
     }
     static void TearDownTestSuite() {
+#ifndef OPENSSL_NO_ENGINE
         if (EngineFrontend *e = active_engine(); e != nullptr && registered_)
             ENGINE_unregister_ciphers(e->engine());
+#endif
         key_ = {};
         cert_ = {};
     }
