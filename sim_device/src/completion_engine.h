@@ -46,6 +46,9 @@ class CompletionEngine {
     void deliver_batch(std::vector<Request *> &batch) noexcept;
     void heap_push(Request *r);
     Request *heap_pop();
+    std::uint64_t early_ns() const noexcept;
+    bool may_spin() const noexcept;
+    void note_wake(std::uint64_t now) noexcept;
 
     Core &core_;
     MpscStack<Request> inbox_;
@@ -63,6 +66,11 @@ class CompletionEngine {
     std::uint64_t coalesce_oldest_ = 0;
     std::uint64_t armed_deadline_ = 0;
     std::uint64_t seen_epoch_ = 0;
+    // Early wake (docs/model.md, "Timing fidelity"): how late this thread's timed waits end,
+    // smoothed, and how early it therefore asks to be woken for a deadline, then spins to it.
+    std::uint64_t late_ewma_ns_ = 0;
+    std::uint64_t late_dev_ns_ = 0;
+    std::uint64_t wake_for_ = 0; // the wake-up time last asked for a deadline; 0: none
 
     // Fallback path.
     std::mutex mu_;

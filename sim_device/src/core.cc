@@ -20,14 +20,6 @@ namespace simaccel {
 
 namespace {
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-}
-
 // How long an idle worker polls for new work before it sleeps on the doorbell.
 constexpr std::uint64_t kSpinNs = 20'000;
 
@@ -462,7 +454,7 @@ void Core::worker_main(unsigned index) noexcept {
         const std::uint64_t spin_until = monotonic_ns() + kSpinNs;
         while (!(found = runnable()) && !stopping_.load(std::memory_order_relaxed)) {
             for (int i = 0; i < 16; ++i)
-                cpu_relax();
+                detail::cpu_relax();
             if (monotonic_ns() > spin_until)
                 break;
         }

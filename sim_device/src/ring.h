@@ -13,6 +13,15 @@ namespace simaccel::detail {
 
 inline constexpr std::size_t kCacheLine = 64;
 
+// One iteration of a spin-wait: tells the CPU (and a hypervisor) that this thread is waiting.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
 template <class T> class MpmcRing {
   public:
     // Capacity is rounded up to a power of two.
