@@ -6,12 +6,16 @@
 #   (b) TLS handshakes/s against HAProxy nbthread 1, sync vs ssl-mode-async + simaccel, with an
 #       RSA-3072 and a P-256 certificate, a new connection per request;
 #   (c) CDFs of device request latency under two latency models;
-#   (d) the device round-trip microbenchmark (<build>/bench/device_bench).
+#   (d) the device round-trip microbenchmark (<build>/bench/device_bench);
+#   (e) in-process TLS handshakes (bench/tls_inproc.sh: one thread, 32 async server connections
+#       and their synchronous clients, RSA-3072, TLS 1.3), software vs engine and provider.
+# Every device runs its default configuration (poll-mode adaptive) unless SIMACCEL_OPTS says
+# otherwise.
 #
 # Usage: bench/report.sh [--seconds N] [--out DIR] [--build DIR] [--only PARTS] [--quick]
 #   --seconds N  seconds per measurement (default 3; speed runs 3 rounds, handshakes 3 rounds
 #                of 3N seconds)
-#   --only PARTS the parts to run, letters of abcd (default all: abcd)
+#   --only PARTS the parts to run, letters of abcde (default all: abcde)
 #   --out DIR    result directory (default bench/results/<date>)
 #   --build DIR  build directory (default build/release, configured and built if missing)
 #   --quick      a fast smoke run: 1 s measurements, fewer async_jobs depths
@@ -24,11 +28,11 @@ SCRIPT_NAME=report
 source "$src/scripts/lib/common.sh"
 seconds=3
 quick=0
-parts=abcd
+parts=abcde
 out=""
 build=$src/build/release
 
-usage() { sed -n '2,19s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,23s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
     case $1 in
     --seconds) seconds=${2:?}; shift 2 ;;
@@ -42,7 +46,7 @@ while (($#)); do
 done
 ((quick)) && seconds=1
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "report.sh: --seconds wants a positive integer" >&2; exit 2; }
-[[ $parts =~ ^[abcd]+$ ]] || { echo "report.sh: --only wants letters of abcd, not '$parts'" >&2; exit 2; }
+[[ $parts =~ ^[abcde]+$ ]] || { echo "report.sh: --only wants letters of abcde, not '$parts'" >&2; exit 2; }
 part() { [[ $parts == *"$1"* ]]; }
 if ((quick)); then
     jobs_list="1 16"
@@ -51,6 +55,8 @@ if ((quick)); then
     hs_rounds=1
     lat_seconds=1
     bench_min_time=0.05
+    tls_handshakes=100
+    tls_rounds=1
 else
     jobs_list="1 2 4 8 16 32 64"
     speed_rounds=3
@@ -58,6 +64,8 @@ else
     hs_rounds=3
     lat_seconds=$seconds
     bench_min_time=1
+    tls_handshakes=600
+    tls_rounds=3
 fi
 hs_clients=64
 
@@ -285,6 +293,20 @@ elif [[ -x $build/bench/device_bench ]]; then
     fi
 else
     say "(d) skipped: no $build/bench/device_bench (SIMACCEL_BUILD_BENCH=ON builds it)"
+fi
+
+# (e) ----------------------------------------------------------------------------------------------
+if ! part e; then
+    :
+elif [[ -x $build/bench/tls_inproc ]]; then
+    say "(e) in-process TLS handshakes"
+    if ! "$here/tls_inproc.sh" -n "$tls_handshakes" -r "$tls_rounds" --build "$build" -- \
+        --connections 32 --key rsa:3072 --tls 1.3 >"$out/tls_inproc.txt" 2>"$tmp/tls_inproc.err"; then
+        say "warning: tls_inproc.sh failed: $(tail -n 3 "$tmp/tls_inproc.err")"
+        rm -f "$out/tls_inproc.txt"
+    fi
+else
+    say "(e) skipped: no $build/bench/tls_inproc (SIMACCEL_BUILD_BENCH=ON builds it)"
 fi
 
 echo "load:        $load_start at start, $(loadavg) at end (1, 5, 15 min)" >>"$out/machine.txt"

@@ -316,6 +316,16 @@ def cmd_summary(outdir):
                       f"{float(r['cpu_time']):.2f} {r['time_unit']}",
                       f"{float(ips):,.0f}" if ips else "-"])
         lines += [table(["benchmark", "iterations", "real time", "cpu time", "items/s"], t), ""]
+
+    if os.path.exists(p("tls_inproc.txt")):
+        with open(p("tls_inproc.txt")) as f:
+            text = f.read().rstrip()
+        lines += ["## (e) in-process TLS handshakes (bench/tls_inproc.sh)", "",
+                  "One event-loop thread: 32 server connections in `SSL_MODE_ASYNC` and their "
+                  "synchronous clients (whose RSA verify runs outside a job, on the caller's "
+                  "lane), RSA-3072, TLS 1.3; software without async against the engine and the "
+                  "provider in their default configuration. Handshakes/s, median of the rounds.",
+                  "", "```", text, "```", ""]
     print("\n".join(lines))
 
 

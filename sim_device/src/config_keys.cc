@@ -78,7 +78,9 @@ constexpr std::uint32_t kMaxWorkerBatch = 4096;
 
 bool parse_poll_mode(Config &c, std::string_view s) {
     PollMode m;
-    if (iequals(s, "event")) {
+    if (iequals(s, "adaptive")) {
+        m = PollMode{};
+    } else if (iequals(s, "event")) {
         m.kind = PollMode::Kind::kEvent;
     } else if (iequals(s, "external")) {
         m.kind = PollMode::Kind::kExternal;
@@ -86,6 +88,15 @@ bool parse_poll_mode(Config &c, std::string_view s) {
         std::string_view kind, args, n, d;
         if (!split_pair(s, ':', &kind, &args))
             return false;
+        if (iequals(kind, "adaptive")) {
+            m = PollMode{};
+            // The bound: from 1 us (a hold of one short computation) to 100 ms.
+            if (!parse_key_duration(args, &m.window_ns) || m.window_ns < 1'000 ||
+                m.window_ns > 100'000'000)
+                return false;
+            c.poll_mode = m;
+            return true;
+        }
         if (iequals(kind, "batch")) {
             m.kind = PollMode::Kind::kBatch;
             if (!parse_uint(args, &m.batch) || m.batch < 1 || m.batch > kMaxWorkerBatch)
@@ -105,6 +116,10 @@ bool parse_poll_mode(Config &c, std::string_view s) {
 }
 std::string get_poll_mode(const Config &c) {
     switch (c.poll_mode.kind) {
+    case PollMode::Kind::kAdaptive:
+        return c.poll_mode.window_ns == kAdaptiveBoundNs
+                   ? "adaptive"
+                   : "adaptive:" + format_duration(c.poll_mode.window_ns);
     case PollMode::Kind::kEvent:
         return "event";
     case PollMode::Kind::kExternal:
@@ -399,15 +414,18 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
     t[n++] = {"poll-mode",
               "POLL_MODE",
               "poll-mode",
-              "event",
+              "adaptive",
               "coalesce:16,50us",
-              "How completions are delivered: `event` at once, `external` when the application "
+              "How completions are delivered: `adaptive` at once while the device is lightly "
+              "loaded, and while its worker has more queued work held until that work is done, "
+              "never longer than the bound (200us; `adaptive:D` sets it) nor past a computation "
+              "expected to end later than it, `event` at once, `external` when the application "
               "polls (engine ctrl POLL), `coalesce:N,D` when N are ready or D has passed, "
               "`batch:N` by each worker N at a time or as soon as it runs out of queued work "
               "(fewer wake-ups of the application, each completion held while its worker "
               "computes up to N-1 more; completions with a modeled latency come at their "
               "deadline as with `event`).",
-              "`event`, `external`, `coalesce:N,D` (N 1..67108864, D a duration > 0, at most "
+              "`adaptive`, `adaptive:D` (D 1us..100ms), `event`, `external`, `coalesce:N,D` (N 1..67108864, D a duration > 0, at most "
               "3600s) or `batch:N` (N 1..4096)",
               &parse_poll_mode,
               &get_poll_mode,

@@ -57,7 +57,7 @@ Core::Core(Device &d, const Config &c, unsigned workers)
         instances_.push_back(std::make_unique<detail::Instance>(cfg.queue_depth));
     set_model(cfg);
     engine_ = std::make_unique<detail::CompletionEngine>(*this);
-    if (poll_mode.kind == PollMode::Kind::kBatch)
+    if (holds())
         held_buf_ = std::make_unique<Request *[]>(std::size_t{workers} * held_stride());
 }
 
@@ -430,6 +430,8 @@ void Core::worker_main(unsigned index) noexcept {
             continue;
         }
         if (Request *r = take(rr)) {
+            if (held.n)
+                bound_hold(held, *r);
             if (stopping_.load(std::memory_order_relaxed))
                 deliver_now(r, Status::kShutdown); // queued when the device stopped: fail it
             else
@@ -514,18 +516,41 @@ void Core::execute(Request *r, detail::Rng &rng, Held &held) noexcept {
     if (current && !r->fault_error && r->execute)
         r->work_ok = r->execute(r, r->fault_corrupt);
     const std::uint64_t t_done = monotonic_ns();
+    if (poll_mode.kind == PollMode::Kind::kAdaptive) {
+        // relaxed: an estimate; two workers updating one class at once lose one sample.
+        std::atomic<std::uint32_t> &est = compute_ns_[index_of(r->op)];
+        const std::uint64_t took = std::min<std::uint64_t>(t_done - r->t_start, UINT32_MAX);
+        const std::uint32_t old = est.load(std::memory_order_relaxed);
+        est.store(old ? static_cast<std::uint32_t>(old - old / 8 + took / 8)
+                      : static_cast<std::uint32_t>(took),
+                  std::memory_order_relaxed);
+    }
     // docs/config.md: complete at max(compute done, entered service + sampled latency).
     std::uint64_t deadline =
         entered_service + sample_latency(model->latency[index_of(r->op)], rng, r->bytes);
     if (r->fault_stall)
         deadline = std::max(deadline, t_done) + model->fault_stall.delay_ns;
     r->deadline = std::max(deadline, t_done); // the modeled completion
-    trace::serviced(*r, t_done, static_cast<trace::Hold>(poll_mode.kind));
+    const bool due = deadline <= t_done;
+    // adaptive: a completion that waits for its deadline is delivered as under `event`.
+    trace::serviced(*r, t_done,
+                    poll_mode.kind == PollMode::Kind::kAdaptive && !due
+                        ? trace::Hold::kEvent
+                        : static_cast<trace::Hold>(poll_mode.kind));
     if (!current) {
         deliver_now(r); // reset while queued: fails at once
-    } else if (deadline <= t_done && poll_mode.kind == PollMode::Kind::kEvent) {
+    } else if (due && poll_mode.kind == PollMode::Kind::kEvent) {
         deliver_now(r); // nothing to wait for: signal from here, no extra thread hop
-    } else if (deadline <= t_done && poll_mode.kind == PollMode::Kind::kBatch) {
+    } else if (due && poll_mode.kind == PollMode::Kind::kAdaptive && held.n == 0 &&
+               (queued_.load(std::memory_order_relaxed) == 0 ||
+                dev.inflight_.load(std::memory_order_relaxed) <= 2 * n_workers)) {
+        // Lightly loaded: nothing for this worker to do next, or no more requests in flight
+        // than two per worker (the application is waiting for each one). (relaxed: hints; a
+        // request pushed a moment later is taken, and the hold bounded, as usual.)
+        deliver_now(r);
+    } else if (due && holds()) {
+        if (held.n == 0)
+            held.oldest_ns = t_done;
         held.reqs[held.n++] = r;
         if (held.n == poll_mode.batch)
             deliver_held(held);
@@ -573,6 +598,15 @@ Status Core::retire(Request *r, Status proposed) noexcept {
         release_slot(r->deadline);
     }
     return s;
+}
+
+void Core::bound_hold(Held &held, const Request &next) noexcept {
+    if (poll_mode.kind != PollMode::Kind::kAdaptive)
+        return;
+    // relaxed: an estimate (see execute()).
+    const std::uint64_t est = compute_ns_[index_of(next.op)].load(std::memory_order_relaxed);
+    if (monotonic_ns() + est > held.oldest_ns + poll_mode.window_ns)
+        deliver_held(held);
 }
 
 void Core::deliver_held(Held &held) noexcept {

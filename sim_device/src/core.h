@@ -3,6 +3,7 @@
 // with the Device, so that a submitter racing with shutdown touches valid memory.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -85,15 +86,23 @@ class Core {
 
   private:
     friend class detail::CompletionEngine;
-    // The completions a worker holds under poll-mode batch:N (that worker's own).
+    // The completions a worker holds under poll-mode batch:N and adaptive (that worker's own).
     struct Held {
         Request **reqs = nullptr; // poll_mode.batch slots of held_buf_
         unsigned n = 0;
+        std::uint64_t oldest_ns = 0; // adaptive: when the first held one's computation ended
     };
     void worker_main(unsigned index) noexcept;
     Request *take(unsigned &rr) noexcept;
     void execute(Request *req, detail::Rng &rng, Held &held) noexcept;
     void deliver_held(Held &held) noexcept;
+    // adaptive: deliver what `held` holds before computing `next`, if waiting for it would keep
+    // the oldest held completion past the bound.
+    void bound_hold(Held &held, const Request &next) noexcept;
+    bool holds() const noexcept {
+        return poll_mode.kind == PollMode::Kind::kBatch ||
+               poll_mode.kind == PollMode::Kind::kAdaptive;
+    }
     void wake_worker() noexcept;
     bool runnable() const noexcept; // something queued and a capacity slot free
     void release_slot(std::uint64_t modeled_free_ns) noexcept; // 0: now
@@ -127,6 +136,8 @@ class Core {
         std::atomic<bool> flag{false}; // this worker is taking or computing a request
     };
     std::unique_ptr<BusyFlag[]> busy_;
+    // adaptive: each class's compute time, smoothed (1/8); written by whichever worker computed.
+    std::array<std::atomic<std::uint32_t>, kNumOpClasses> compute_ns_{};
     std::atomic<std::uint64_t> epoch_{0}; // bumped by reset(); older requests fail
 
     std::mutex held_mu_;

@@ -314,8 +314,8 @@ class Json {
     bool first_ = true;
 };
 
-const char *kHoldNames[] = {"latency", "poll-mode external", "poll-mode coalesce",
-                            "poll-mode batch", "caller's sleep"};
+const char *kHoldNames[] = {"latency",         "poll-mode external", "poll-mode coalesce",
+                            "poll-mode batch", "poll-mode adaptive", "caller's sleep"};
 
 void append_request(Json &j, std::uint64_t id, const TraceRecord &t) {
     const auto ld = [](const auto &a) { return a.load(std::memory_order_relaxed); };

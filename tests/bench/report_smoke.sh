@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/report.sh --quick, parts (b) and (d): HAProxy handshakes in every mode against the build
-# tree's modules and the round-trip microbenchmark. Every run succeeds with no failed handshake,
+# bench/report.sh --quick, parts (b), (d) and (e): HAProxy handshakes in every mode against the
+# build tree's modules, the round-trip microbenchmark and the in-process TLS handshakes. Every run succeeds with no failed handshake,
 # the async rows show the private-key operations counted by the device, the plot is a PNG, and
 # the summary and machine record say what ran.
 source "$SIMACCEL_SOURCE_DIR/tests/cli/lib.sh"
@@ -11,7 +11,7 @@ done
 [[ -x $SIMACCEL_BUILD_DIR/bench/device_bench ]] || skip "no device_bench in the build (SIMACCEL_BUILD_BENCH=OFF)"
 
 out=$WORK/report
-TIMEOUT=280 run "$SIMACCEL_SOURCE_DIR/bench/report.sh" --quick --only bd \
+TIMEOUT=280 run "$SIMACCEL_SOURCE_DIR/bench/report.sh" --quick --only bde \
     --build "$SIMACCEL_BUILD_DIR" --out "$out" >&2 || fail "report.sh failed"
 cat "$out/summary.md" >&2
 
@@ -43,12 +43,18 @@ with open(os.path.join(out, "handshakes.png"), "rb") as f:
 bench = list(csv.DictReader(open(os.path.join(out, "device_bench.csv"))))
 assert any(b["name"].startswith("BM_RoundTrip1") for b in bench), "no BM_RoundTrip1 in device_bench.csv"
 machine = open(os.path.join(out, "machine.txt")).read()
-for key in ("nproc:", "openssl:", "haproxy:", "h2load:", "load:", "parts bd"):
+for key in ("nproc:", "openssl:", "haproxy:", "h2load:", "load:", "parts bde"):
     assert key in machine, f"machine.txt lacks {key!r}"
 assert all(":" in l for l in machine.splitlines()), f"stray line in machine.txt:\n{machine}"
 summary = open(os.path.join(out, "summary.md")).read()
 for part in ("## (b) TLS handshakes/s", "## (d) device round trip", "machine ceiling"):
     assert part in summary, f"summary.md lacks {part!r}"
+if os.path.exists(os.path.join(build, "bench", "tls_inproc")):
+    assert "## (e) in-process TLS handshakes" in summary, "summary.md lacks part (e)"
+    tls = open(os.path.join(out, "tls_inproc.txt")).read()
+    for cfg in ["software", "engine"] + (["provider"] if "async-provider" in modes else []):
+        line = next((l for l in tls.splitlines() if l.startswith(cfg + " ")), None)
+        assert line and float(line.split()[1]) > 0, f"tls_inproc.txt has no rate for {cfg}:\n{tls}"
 assert "## (a)" not in summary and "## (c)" not in summary, "parts not asked for ran"
 print("report: ok")
 PY

@@ -109,7 +109,7 @@ TEST(ConfigTable, DefaultTextMatchesTheDefaultConfig) {
     EXPECT_EQ(key("reset-downtime").get(def), "100ms");
     EXPECT_EQ(key("log").get(def), "warn");
     EXPECT_EQ(key("offload").get(def), "default");
-    EXPECT_EQ(key("poll-mode").get(def), "event");
+    EXPECT_EQ(key("poll-mode").get(def), "adaptive");
     EXPECT_EQ(key("stats-file").get(def), "none");
     EXPECT_EQ(key("latency-ecdh").get(def), "inherit");
     EXPECT_EQ(key("completion-engine").get(def), "auto");
@@ -169,6 +169,11 @@ TEST(ConfigKeys, GoodValues) {
         {"latency-rsa-priv", "fixed:2ms", "fixed:2ms"},
         {"latency-null", "inherit", "inherit"},
         {"poll-mode", "event", "event"},
+        {"poll-mode", "Adaptive", "adaptive"},
+        {"poll-mode", "adaptive:200us", "adaptive"},
+        {"poll-mode", "adaptive:0.5ms", "adaptive:500us"},
+        {"poll-mode", "adaptive:1us", "adaptive:1us"},
+        {"poll-mode", "adaptive:100ms", "adaptive:100ms"},
         {"poll-mode", "External", "external"},
         {"poll-mode", "coalesce:1,1ns", "coalesce:1,1ns"},
         {"poll-mode", "coalesce:32,0.1ms", "coalesce:32,100us"},
@@ -341,6 +346,11 @@ TEST(ConfigKeys, BadValuesNameKeyAndValueAndChangeNothing) {
         {"poll-mode", "poll"},
         {"poll-mode", "coalesce:-1,1ms"},
         {"poll-mode", "batch"},
+        {"poll-mode", "adaptive:"},
+        {"poll-mode", "adaptive:0"},
+        {"poll-mode", "adaptive:999ns"},
+        {"poll-mode", "adaptive:101ms"},
+        {"poll-mode", "adaptive:16"},
         {"poll-mode", "batch:"},
         {"poll-mode", "batch:0"},
         {"poll-mode", "batch:4097"},

@@ -1,4 +1,5 @@
-// Poll modes: external holds completions until polled; coalesce and batch deliver in groups.
+// Poll modes: external holds completions until polled; coalesce and batch deliver in groups;
+// adaptive (the default) holds a worker's completions only under load, and never past its bound.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -113,6 +114,70 @@ TEST(Device, BatchKeepsTheLatencyFloor) {
     const std::uint64_t took = r.done_ns - t0;
     EXPECT_GE(took, 2'000'000u);
     EXPECT_LT(took, 100'000'000u);
+}
+
+// adaptive: N requests of `ms` each on one worker; when each computation ended.
+struct TimedBatch {
+    std::vector<std::unique_ptr<TestRequest>> reqs;
+    std::vector<std::atomic<std::uint64_t>> computed;
+    TimedBatch(Device &dev, int n, std::chrono::milliseconds ms) : reqs(n), computed(n) {
+        for (int i = 0; i < n; ++i) {
+            reqs[i] = std::make_unique<TestRequest>();
+            reqs[i]->work = [this, i, ms](bool) {
+                std::this_thread::sleep_for(ms);
+                computed[i].store(monotonic_ns(), std::memory_order_release);
+                return true;
+            };
+        }
+        for (auto &r : reqs)
+            EXPECT_EQ(dev.try_submit(r.get()), Submit::kAccepted);
+        for (auto &r : reqs)
+            EXPECT_TRUE(r->wait(10s));
+    }
+    std::uint64_t at(int i) const { return computed[i].load(std::memory_order_acquire); }
+};
+
+// Under load (more requests in flight than two per worker) and well within the bound, a worker
+// holds its completions until it runs out of queued work: one wake-up for all eight.
+TEST(Device, AdaptiveHoldsCompletionsWhileItsWorkerHasQueuedWork) {
+    Device dev;
+    configure(dev, "workers=1 poll-mode=adaptive:60ms");
+    TimedBatch b(dev, 8, 2ms);
+    for (int i = 0; i < 8; ++i)
+        EXPECT_GE(b.reqs[i]->done_ns, b.at(7)) << "request " << i << " was not held";
+}
+
+// Never past the bound: with 2 ms computations and a 3 ms bound, a completion may wait for one
+// more computation (2 + 2 <= 3 + 2), never for a second.
+TEST(Device, AdaptiveNeverHoldsACompletionPastItsBound) {
+    Device dev;
+    configure(dev, "workers=1 poll-mode=adaptive:3ms");
+    TimedBatch b(dev, 8, 2ms);
+    for (int i = 0; i + 2 < 8; ++i)
+        EXPECT_LT(b.reqs[i]->done_ns, b.at(i + 2)) << "request " << i << " held past its bound";
+    for (auto &r : b.reqs)
+        EXPECT_EQ(r->completions.load(), 1);
+}
+
+// A computation expected to take longer than the bound (here 5 ms against the default 200 us)
+// is never waited for: each completion goes before its worker starts the next request.
+TEST(Device, AdaptiveDoesNotHoldBehindALongComputation) {
+    Device dev;
+    configure(dev, "workers=1");
+    ASSERT_EQ(dev.config().poll_mode.kind, PollMode::Kind::kAdaptive) << "adaptive is the default";
+    TimedBatch b(dev, 6, 5ms);
+    for (int i = 0; i + 1 < 6; ++i)
+        EXPECT_LT(b.reqs[i]->done_ns, b.at(i + 1)) << "request " << i << " waited for the next";
+}
+
+// Lightly loaded (at most two requests in flight per worker): delivered at once, as `event`.
+TEST(Device, AdaptiveDeliversAtOnceUnderLightLoad) {
+    Device dev;
+    configure(dev, "workers=1 poll-mode=adaptive:60ms");
+    TimedBatch b(dev, 2, 2ms);
+    EXPECT_LT(b.reqs[0]->done_ns, b.at(1)) << "held with two requests in flight";
+    // Many submitters, held and unheld: every request exactly once.
+    expect_each_completes_once(dev, 4, 2000);
 }
 
 } // namespace

@@ -1,7 +1,8 @@
 // poll-mode=batch:N: each worker delivers the completions it computed N at a time, or as soon as
-// it runs out of queued work. End to end through ASYNC jobs: every signature is right and
-// checked by stock OpenSSL, and a lone request is not held. (That a worker's completions are
-// delivered together is shown by tests/device, with timings it controls.)
+// it runs out of queued work; poll-mode=adaptive (the default) holds them only under load and
+// within its bound. End to end through ASYNC jobs: every signature is right and checked by stock
+// OpenSSL, and a lone request is not held. (That a worker's completions are delivered together
+// is shown by tests/device, with timings it controls.)
 #include <gtest/gtest.h>
 
 #include "model_util.h"
@@ -30,16 +31,19 @@ TEST(Batch, LoneRequestIsNotHeld) {
     }
 }
 
-// 16 jobs signing in a loop with one worker and batch:4 (full and partial batches): every job
-// finishes and every signature verifies with stock OpenSSL.
-TEST(Batch, EveryJobCompletesWithRightResults) {
+// 16 jobs signing in a loop with one worker and batch:4 (full and partial batches), or adaptive
+// (held and delivered at once): every job finishes and every signature verifies with stock
+// OpenSSL.
+class Holding : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(Holding, EveryJobCompletesWithRightResults) {
     SIMACCEL_REQUIRE_ENGINE();
     Frontend &f = *active_frontend();
     Signer s(f);
     ASSERT_TRUE(s.valid()) << drain_errors();
     ScopedConfig cfg(f);
     ASSERT_TRUE(cfg.set("workers", "1"));
-    ASSERT_TRUE(cfg.set("poll-mode", "batch:4"));
+    ASSERT_TRUE(cfg.set("poll-mode", GetParam()));
     ASSERT_TRUE(s.sign().ok);
 
     constexpr std::size_t kJobs = 16, kPerJob = 30;
@@ -58,6 +62,15 @@ TEST(Batch, EveryJobCompletesWithRightResults) {
     EXPECT_EQ(wrong, 0u);
     EXPECT_GT(rep.pauses, 0u) << "the jobs never paused: the device was not used";
 }
+
+INSTANTIATE_TEST_SUITE_P(Batch, Holding, ::testing::Values("batch:4", "adaptive", "adaptive:1ms"),
+                         [](const auto &param_info) {
+                             std::string n = param_info.param;
+                             for (char &c : n)
+                                 if (!isalnum(static_cast<unsigned char>(c)))
+                                     c = '_';
+                             return n;
+                         });
 
 } // namespace
 } // namespace simaccel::test::model

@@ -28,12 +28,18 @@ struct LatencySpec {
     bool operator==(const LatencySpec &) const = default;
 };
 
+// adaptive (the default): a worker holds a completion only while it has more queued work and
+// its next computation is expected to end within `window_ns` of the oldest one it holds.
+inline constexpr std::uint64_t kAdaptiveBoundNs = 200'000;
+inline constexpr std::uint32_t kAdaptiveMaxBatch = 64;
+
 struct PollMode {
-    enum class Kind : std::uint8_t { kEvent, kExternal, kCoalesce, kBatch };
-    Kind kind = Kind::kEvent;
-    std::uint32_t batch = 0;      // coalesce: deliver when this many are ready ...
-    std::uint64_t window_ns = 0;  // ... or this long after the oldest became ready
+    enum class Kind : std::uint8_t { kEvent, kExternal, kCoalesce, kBatch, kAdaptive };
+    Kind kind = Kind::kAdaptive;
+    std::uint32_t batch = kAdaptiveMaxBatch; // coalesce: deliver when this many are ready ...
+    std::uint64_t window_ns = kAdaptiveBoundNs; // ... or this long after the oldest became ready
                                   // batch: a worker delivers this many at a time, or when idle
+                                  // adaptive: at most `batch` held, none longer than `window_ns`
     bool operator==(const PollMode &) const = default;
 };
 

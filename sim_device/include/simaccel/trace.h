@@ -45,11 +45,12 @@ void completed(TraceRecord *t) noexcept;
 
 // What held a serviced request between compute and delivery (the `hold` event's `by`).
 // The first four are PollMode::Kind's (a worker passes its mode).
-enum class Hold : std::uint8_t { kEvent, kExternal, kCoalesce, kBatch, kHere };
+enum class Hold : std::uint8_t { kEvent, kExternal, kCoalesce, kBatch, kAdaptive, kHere };
 static_assert(static_cast<int>(Hold::kEvent) == static_cast<int>(PollMode::Kind::kEvent) &&
               static_cast<int>(Hold::kExternal) == static_cast<int>(PollMode::Kind::kExternal) &&
               static_cast<int>(Hold::kCoalesce) == static_cast<int>(PollMode::Kind::kCoalesce) &&
-              static_cast<int>(Hold::kBatch) == static_cast<int>(PollMode::Kind::kBatch));
+              static_cast<int>(Hold::kBatch) == static_cast<int>(PollMode::Kind::kBatch) &&
+              static_cast<int>(Hold::kAdaptive) == static_cast<int>(PollMode::Kind::kAdaptive));
 
 // --- application thread (bridge) ---
 // Before each submission attempt (try_submit or run_here): the first claims a record.
