@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Timing-model fidelity: measured ECDSA P-256 signs/s through the engine against the model's
-# prediction, for latency floors L in {200us, 1ms, 5ms} and async jobs J in {1, 8, 64}.
+# prediction, for latency floors L in {200us, 1ms, 2ms, 5ms} and async jobs J in {1, 8, 64}.
 #
 #   predicted = min(J / L, C)   C: the host's compute bound, stock `openssl speed -multi NCPU`
 #   (no engine): what all cores sign in software. Capacity is unlimited here; with capacity=N
 #   the model adds N / L to the min.
 #
 # Writes OUTDIR/fidelity.csv, OUTDIR/fidelity.md and, with gnuplot, OUTDIR/fidelity.png.
-# Usage: bench/fidelity.sh [-s SECONDS] [-o OUTDIR] [--build DIR] [--rt]
+# Usage: bench/fidelity.sh [-s SECONDS] [-o OUTDIR] [--build DIR] [-l "L..."] [-j "J..."] [--rt]
+#   -l, -j replace the latency floors and the job counts (e.g. -l "2ms" -j 8).
 #   --rt runs `openssl speed` under SCHED_FIFO (chrt -f 20, needs root): on a shared machine it
 #   keeps other processes from delaying the device's wake-ups, which the model cannot know about.
 set -euo pipefail
@@ -19,16 +20,18 @@ outdir=$src/bench/out
 build=$src/build/release
 rt=()
 OPENSSL=${OPENSSL:-openssl}
-latencies=(200us 1ms 5ms)
+latencies=(200us 1ms 2ms 5ms)
 jobs_list=(1 8 64)
 
-usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
     case $1 in
     -s) seconds=${2:?}; shift 2 ;;
     -o) outdir=${2:?}; shift 2 ;;
     --build) build=${2:?}; shift 2 ;;
     --rt) rt=(chrt -f 20); shift ;;
+    -l) read -ra latencies <<<"${2:?}"; shift 2 ;;
+    -j) read -ra jobs_list <<<"${2:?}"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "fidelity.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac

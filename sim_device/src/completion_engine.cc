@@ -126,11 +126,17 @@ bool CompletionEngine::start(std::string *err) {
 }
 
 void CompletionEngine::post(Request *req) noexcept {
+    const std::uint64_t due = req->deadline; // `req` may be delivered once pushed
     inbox_.push(req);
     // seq_cst pair with run() (push and this load; its flag store and inbox load): either we
-    // see it sleeping, or it sees our push.
-    if (sleeping_.load(std::memory_order_seq_cst))
-        kick();
+    // see it sleeping, or it sees our push. Reading it asleep, we also read the wake-up time it
+    // stored before (seq_cst): a request due no earlier waits for that wake-up, which saves a
+    // wake-up of the thread for every post of a modeled latency.
+    if (sleeping_.load(std::memory_order_seq_cst)) {
+        const std::uint64_t at = wakes_at_.load(std::memory_order_seq_cst);
+        if (at == 0 || due < at)
+            kick();
+    }
 }
 
 void CompletionEngine::kick() noexcept {
@@ -397,6 +403,8 @@ void CompletionEngine::run() noexcept {
         if (next_stats != 0)
             next = next ? std::min(next, next_stats) : next_stats;
         // seq_cst pair with post(): either it sees us sleeping and kicks, or we see its push.
+        // An older io_uring timer may wake us earlier than `next`, never later.
+        wakes_at_.store(next, std::memory_order_seq_cst);
         sleeping_.store(true, std::memory_order_seq_cst);
         // relaxed: a true `stop_` only loops back to the acquire load above.
         if (inbox_.empty() && !stop_.load(std::memory_order_relaxed) &&

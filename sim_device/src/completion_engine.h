@@ -56,6 +56,9 @@ class CompletionEngine {
     int wake_fd_ = -1;
     std::thread thread_;
     alignas(kCacheLine) std::atomic<bool> sleeping_{false};
+    // While sleeping_: when the thread wakes by itself (a timer), 0 if it does not. A post due
+    // at or after that needs no kick: the thread finds it when it wakes.
+    std::atomic<std::uint64_t> wakes_at_{0};
     std::atomic<bool> stop_{false};
     std::atomic<bool> kicked_{false};
 
