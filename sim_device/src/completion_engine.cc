@@ -197,7 +197,8 @@ void CompletionEngine::note_wake(std::uint64_t now) noexcept {
     // less than it), smoothed 1/8, and its deviation.
     if (wake_for_ != 0 && now >= wake_for_) {
         const std::uint64_t late = std::min(now - wake_for_, 4 * kMaxEarlyNs);
-        const std::uint64_t dev = late > late_ewma_ns_ ? late - late_ewma_ns_ : late_ewma_ns_ - late;
+        const std::uint64_t dev =
+            late > late_ewma_ns_ ? late - late_ewma_ns_ : late_ewma_ns_ - late;
         late_ewma_ns_ = late_ewma_ns_ - late_ewma_ns_ / 8 + late / 8;
         late_dev_ns_ = late_dev_ns_ - late_dev_ns_ / 8 + dev / 8;
     }

@@ -425,8 +425,8 @@ constexpr std::array<Spec, kNumKeys> kSpecs = [] {
               "(fewer wake-ups of the application, each completion held while its worker "
               "computes up to N-1 more; completions with a modeled latency come at their "
               "deadline as with `event`).",
-              "`adaptive`, `adaptive:D` (D 1us..100ms), `event`, `external`, `coalesce:N,D` (N 1..67108864, D a duration > 0, at most "
-              "3600s) or `batch:N` (N 1..4096)",
+              "`adaptive`, `adaptive:D` (D 1us..100ms), `event`, `external`, `coalesce:N,D` "
+              "(N 1..67108864, D a duration > 0, at most 3600s) or `batch:N` (N 1..4096)",
               &parse_poll_mode,
               &get_poll_mode,
               false};

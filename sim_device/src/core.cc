@@ -605,7 +605,8 @@ void Core::bound_hold(Held &held, const Request &next) noexcept {
         return;
     // relaxed: an estimate (see execute()).
     const std::uint64_t est = compute_ns_[index_of(next.op)].load(std::memory_order_relaxed);
-    if (monotonic_ns() + est > held.oldest_ns + poll_mode.window_ns)
+    // A class not computed yet may take any time: nothing waits for it.
+    if (est == 0 || monotonic_ns() + est > held.oldest_ns + poll_mode.window_ns)
         deliver_held(held);
 }
 

@@ -36,10 +36,11 @@ inline constexpr std::uint32_t kAdaptiveMaxBatch = 64;
 struct PollMode {
     enum class Kind : std::uint8_t { kEvent, kExternal, kCoalesce, kBatch, kAdaptive };
     Kind kind = Kind::kAdaptive;
-    std::uint32_t batch = kAdaptiveMaxBatch; // coalesce: deliver when this many are ready ...
-    std::uint64_t window_ns = kAdaptiveBoundNs; // ... or this long after the oldest became ready
-                                  // batch: a worker delivers this many at a time, or when idle
-                                  // adaptive: at most `batch` held, none longer than `window_ns`
+    // coalesce: deliver when `batch` are ready, or `window_ns` after the oldest became ready.
+    // batch: a worker delivers `batch` at a time, or when it runs out of queued work.
+    // adaptive: a worker holds at most `batch`, none longer than `window_ns`.
+    std::uint32_t batch = kAdaptiveMaxBatch;
+    std::uint64_t window_ns = kAdaptiveBoundNs;
     bool operator==(const PollMode &) const = default;
 };
 
