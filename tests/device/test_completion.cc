@@ -51,6 +51,35 @@ TEST(Completion, PlainEngineKeepsTheLatencyFloorAndDeliversOnce) {
     }
 }
 
+// The completion thread sleeps until its earliest deadline (a little before it, then spins).
+// A request posted while it sleeps wakes it only if it is due earlier (here 10 ms against
+// 300 ms); one due later is found when it wakes. Either way each completes at its own deadline,
+// never before it, in deadline order, whichever order they were computed in.
+TEST(Completion, EachDeadlineIsKeptWhateverOrderTheyArePostedIn) {
+    for (const char *engine : {"auto", "plain"}) {
+        SCOPED_TRACE(engine);
+        Device dev;
+        configure(dev, std::string("workers=1 latency-null=fixed:300ms latency-ecdh=fixed:10ms "
+                                   "latency-ecdsa-sign=fixed:600ms completion-engine=") +
+                           engine);
+        TestRequest mid(OpClass::kNull), early(OpClass::kEcdh), late(OpClass::kEcdsaSign);
+        const std::uint64_t t0 = monotonic_ns();
+        ASSERT_EQ(dev.try_submit(&mid), Submit::kAccepted);
+        std::this_thread::sleep_for(5ms); // the thread now sleeps until `mid` is due
+        ASSERT_EQ(dev.try_submit(&early), Submit::kAccepted); // due first: must wake it
+        ASSERT_EQ(dev.try_submit(&late), Submit::kAccepted);  // due last: waits for it
+        for (TestRequest *r : {&mid, &early, &late})
+            ASSERT_TRUE(r->wait(5s));
+        EXPECT_GE(mid.done_ns - t0, 300'000'000u);
+        EXPECT_GE(early.done_ns - t0, 15'000'000u);
+        EXPECT_GE(late.done_ns - t0, 605'000'000u);
+        EXPECT_LT(early.done_ns - t0, 250'000'000u)
+            << "the earlier deadline waited for the later one";
+        EXPECT_LT(early.done_ns, mid.done_ns);
+        EXPECT_LT(mid.done_ns, late.done_ns);
+    }
+}
+
 // Switching the engine is structural: the running device restarts with the other one.
 TEST(Completion, SwitchingTheEngineRestartsTheDevice) {
     Device dev;
