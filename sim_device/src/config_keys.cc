@@ -77,7 +77,8 @@ constexpr std::uint32_t kMaxCoalesceBatch = 64u * 1048576u;
 constexpr std::uint32_t kMaxWorkerBatch = 4096;
 
 bool parse_poll_mode(Config &c, std::string_view s) {
-    PollMode m;
+    // Fields a mode does not use stay 0 (the defaults are adaptive's).
+    PollMode m{PollMode::Kind::kEvent, 0, 0};
     if (iequals(s, "adaptive")) {
         m = PollMode{};
     } else if (iequals(s, "event")) {

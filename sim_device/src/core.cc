@@ -517,13 +517,10 @@ void Core::execute(Request *r, detail::Rng &rng, Held &held) noexcept {
         r->work_ok = r->execute(r, r->fault_corrupt);
     const std::uint64_t t_done = monotonic_ns();
     if (poll_mode.kind == PollMode::Kind::kAdaptive) {
-        // relaxed: an estimate; two workers updating one class at once lose one sample.
-        std::atomic<std::uint32_t> &est = compute_ns_[index_of(r->op)];
-        const std::uint64_t took = std::min<std::uint64_t>(t_done - r->t_start, UINT32_MAX);
-        const std::uint32_t old = est.load(std::memory_order_relaxed);
-        est.store(old ? static_cast<std::uint32_t>(old - old / 8 + took / 8)
-                      : static_cast<std::uint32_t>(took),
-                  std::memory_order_relaxed);
+        std::uint32_t &est = held.compute_ns[index_of(r->op)];
+        const auto took = static_cast<std::uint32_t>(
+            std::clamp<std::uint64_t>(t_done - r->t_start, 1, UINT32_MAX));
+        est = est ? est - est / 8 + took / 8 : took;
     }
     // docs/config.md: complete at max(compute done, entered service + sampled latency).
     std::uint64_t deadline =
@@ -603,9 +600,8 @@ Status Core::retire(Request *r, Status proposed) noexcept {
 void Core::bound_hold(Held &held, const Request &next) noexcept {
     if (poll_mode.kind != PollMode::Kind::kAdaptive)
         return;
-    // relaxed: an estimate (see execute()).
-    const std::uint64_t est = compute_ns_[index_of(next.op)].load(std::memory_order_relaxed);
-    // A class not computed yet may take any time: nothing waits for it.
+    const std::uint64_t est = held.compute_ns[index_of(next.op)];
+    // A class this worker has not computed yet may take any time: nothing waits for it.
     if (est == 0 || monotonic_ns() + est > held.oldest_ns + poll_mode.window_ns)
         deliver_held(held);
 }

@@ -91,6 +91,8 @@ class Core {
         Request **reqs = nullptr; // poll_mode.batch slots of held_buf_
         unsigned n = 0;
         std::uint64_t oldest_ns = 0; // adaptive: when the first held one's computation ended
+        // adaptive: this worker's compute time per class, smoothed (1/8); 0 until computed.
+        std::array<std::uint32_t, kNumOpClasses> compute_ns{};
     };
     void worker_main(unsigned index) noexcept;
     Request *take(unsigned &rr) noexcept;
@@ -136,8 +138,6 @@ class Core {
         std::atomic<bool> flag{false}; // this worker is taking or computing a request
     };
     std::unique_ptr<BusyFlag[]> busy_;
-    // adaptive: each class's compute time, smoothed (1/8); written by whichever worker computed.
-    std::array<std::atomic<std::uint32_t>, kNumOpClasses> compute_ns_{};
     std::atomic<std::uint64_t> epoch_{0}; // bumped by reset(); older requests fail
 
     std::mutex held_mu_;

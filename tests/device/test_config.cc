@@ -283,6 +283,15 @@ TEST(ConfigKeys, ValuesLandInTheRightFields) {
 
     ASSERT_TRUE(config_set(c, "poll-mode", "coalesce:8,250us", &err)) << err;
     EXPECT_EQ(c.poll_mode, (PollMode{PollMode::Kind::kCoalesce, 8, 250'000}));
+    // Each mode sets only the fields it uses; the rest are 0, whatever the previous mode was.
+    ASSERT_TRUE(config_set(c, "poll-mode", "batch:4", &err)) << err;
+    EXPECT_EQ(c.poll_mode, (PollMode{PollMode::Kind::kBatch, 4, 0}));
+    ASSERT_TRUE(config_set(c, "poll-mode", "event", &err)) << err;
+    EXPECT_EQ(c.poll_mode, (PollMode{PollMode::Kind::kEvent, 0, 0}));
+    ASSERT_TRUE(config_set(c, "poll-mode", "adaptive:500us", &err)) << err;
+    EXPECT_EQ(c.poll_mode, (PollMode{PollMode::Kind::kAdaptive, kAdaptiveMaxBatch, 500'000}));
+    ASSERT_TRUE(config_set(c, "poll-mode", "adaptive", &err)) << err;
+    EXPECT_EQ(c.poll_mode, PollMode{});
     ASSERT_TRUE(config_set(c, "fault-stall", "2%:20ms", &err)) << err;
     EXPECT_DOUBLE_EQ(c.fault_stall.probability, 0.02);
     EXPECT_EQ(c.fault_stall.delay_ns, 20'000'000u);

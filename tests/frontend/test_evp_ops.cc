@@ -18,6 +18,7 @@
 #include "async_runner.h"
 #include "frontend.h"
 #include "keys.h"
+#include "test_name.h"
 
 namespace simaccel::test {
 namespace {
@@ -529,13 +530,9 @@ INSTANTIATE_TEST_SUITE_P(All, EcKeygen,
                                             ::testing::Values(Mode::kSync, Mode::kFd,
                                                               Mode::kCallback)),
                          [](const ::testing::TestParamInfo<EcKeygen::ParamType> &p) {
-                             std::string g;
-                             for (const char *c = std::get<0>(p.param); *c != '\0'; ++c)
-                                 if (std::isalnum(static_cast<unsigned char>(*c)))
-                                     g += *c;
                              std::string m = mode_name(std::get<1>(p.param));
                              m[0] = static_cast<char>(std::toupper(m[0]));
-                             return g + "_" + m;
+                             return alnum(std::get<0>(p.param)) + "_" + m;
                          });
 
 } // namespace

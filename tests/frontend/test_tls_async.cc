@@ -26,6 +26,7 @@
 #include "frontend.h"
 #include "keys.h"
 #include "ossl_ptr.h"
+#include "test_name.h"
 
 namespace simaccel::test {
 namespace {
@@ -67,11 +68,7 @@ const char *derive_class(const Variant &v) {
 std::string variant_name(const Variant &v) {
     std::string n = v.version == TLS1_2_VERSION ? "Tls12" : "Tls13";
     n += v.cert == Cert::kRsa2048 ? "_Rsa2048" : "_EcdsaP256";
-    n += '_';
-    for (const char *c = v.group; *c != '\0'; ++c)
-        if (std::isalnum(static_cast<unsigned char>(*c)))
-            n += *c;
-    return n;
+    return n + '_' + alnum(v.group);
 }
 void PrintTo(const Variant &v, std::ostream *os) {
     *os << variant_name(v);

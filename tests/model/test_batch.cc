@@ -7,6 +7,7 @@
 
 #include "model_util.h"
 #include "scoped_config.h"
+#include "test_name.h"
 
 namespace simaccel::test::model {
 namespace {
@@ -64,13 +65,7 @@ TEST_P(Holding, EveryJobCompletesWithRightResults) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Batch, Holding, ::testing::Values("batch:4", "adaptive", "adaptive:1ms"),
-                         [](const auto &param_info) {
-                             std::string n = param_info.param;
-                             for (char &c : n)
-                                 if (!isalnum(static_cast<unsigned char>(c)))
-                                     c = '_';
-                             return n;
-                         });
+                         [](const auto &param_info) { return alnum(param_info.param); });
 
 } // namespace
 } // namespace simaccel::test::model

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "provider_test_util.h"
+#include "test_name.h"
 
 namespace simaccel::test {
 namespace {
@@ -228,11 +229,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(std::size_t{0}, std::size_t{1}, std::size_t{2}),
                        ::testing::Values(Mode::kSync, Mode::kFd, Mode::kCallback)),
     [](const ::testing::TestParamInfo<std::tuple<std::size_t, Mode>> &i) {
-        std::string n;
-        for (char ch : std::string(kCases[std::get<0>(i.param)].name))
-            if (std::isalnum(static_cast<unsigned char>(ch)))
-                n += ch;
-        return n + "_" + mode_name(std::get<1>(i.param));
+        return alnum(kCases[std::get<0>(i.param)].name) + "_" + mode_name(std::get<1>(i.param));
     });
 
 TEST_F(CipherTest, ThresholdZeroOffloadsEveryCall) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "provider_test_util.h"
+#include "test_name.h"
 
 namespace simaccel::test {
 namespace {
@@ -191,9 +192,7 @@ INSTANTIATE_TEST_SUITE_P(Provider, KeygenTest,
                          [](const ::testing::TestParamInfo<GenCase> &i) {
                              std::string n = i.param.alg;
                              if (i.param.group != nullptr)
-                                 for (char ch : std::string(i.param.group))
-                                     if (std::isalnum(static_cast<unsigned char>(ch)))
-                                         n += ch;
+                                 n += alnum(i.param.group);
                              return n;
                          });
 
@@ -381,11 +380,7 @@ INSTANTIATE_TEST_SUITE_P(
                       KdfCase{"TLS13-KDF", "hkdf", EVP_KDF_HKDF_MODE_EXTRACT_ONLY},
                       KdfCase{"TLS13-KDF", "hkdf", EVP_KDF_HKDF_MODE_EXPAND_ONLY}),
     [](const ::testing::TestParamInfo<KdfCase> &i) {
-        std::string n;
-        for (char ch : std::string(i.param.name))
-            if (std::isalnum(static_cast<unsigned char>(ch)))
-                n += ch;
-        return n + "_mode" + std::to_string(i.param.mode < 0 ? 0 : i.param.mode);
+        return alnum(i.param.name) + "_mode" + std::to_string(i.param.mode < 0 ? 0 : i.param.mode);
     });
 
 // --- faults on the new classes -----------------------------------------------------------------
